@@ -1,0 +1,95 @@
+"""Defaults shared by every config in configs/, and the ':variant' convention.
+
+Each file in configs/ starts from ``base_config()``, changes what its
+experiment changes, and offers a ``smoke`` variant
+(``--config=configs/X.py:smoke``) that shrinks it for tests on a CPU.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import ml_collections
+
+from arbitrary_style.data.defaults import data_config
+
+# Magenta arbitrary_image_stylization_train.py: 0.5e-3 on each of conv1..conv4
+# (its evaluation script uses 1e-3), content 1 at conv3, TV 1e4.
+PAPER_STYLE_WEIGHTS = {"conv1": 0.5e-3, "conv2": 0.5e-3, "conv3": 0.5e-3, "conv4": 0.5e-3}
+PAPER_CONTENT_WEIGHTS = {"conv3": 1.0}
+PAPER_TOTAL_VARIATION_WEIGHT = 1e4
+
+
+def base_config() -> ml_collections.ConfigDict:
+    """The paper's model and recipe (reference-model.md §1-§4), unlocked."""
+    config = ml_collections.ConfigDict()
+    config.seed = 0
+
+    config.model = ml_collections.ConfigDict(
+        dict(
+            kind="arbitrary",  # arbitrary (Ghiasi) | nstyle (Dumoulin)
+            alpha=1.0,  # transfer-network width multiplier
+            predictor="inception_v3",  # inception_v3 | mobilenet_v2
+            predictor_depth_multiplier=1.0,
+            bottleneck_dim=100,
+            num_styles=0,  # N-style model only
+            dtype="float32",  # compute dtype: float32 | bfloat16 (params stay f32)
+        )
+    )
+    config.loss = ml_collections.ConfigDict(
+        dict(
+            network="vgg16",  # vgg16 | vgg19
+            pooling="avg",  # Magenta replaces VGG's max pools by average pools
+            content_weights=dict(PAPER_CONTENT_WEIGHTS),
+            style_weights=dict(PAPER_STYLE_WEIGHTS),
+            total_variation_weight=PAPER_TOTAL_VARIATION_WEIGHT,
+        )
+    )
+    config.optimizer = ml_collections.ConfigDict(
+        # Adam as in the seed (1e-3, 0.9, 0.999); eps is optax's and TF's 1e-8.
+        dict(learning_rate=1e-3, b1=0.9, b2=0.999, eps=1e-8)
+    )
+    config.weights = ml_collections.ConfigDict(
+        dict(
+            # Initialisation and loss-network weights: a name known to
+            # `python -m arbitrary_style.weights` or a path; '' = random init.
+            predictor_init="",
+            loss_network="",
+        )
+    )
+    config.train = ml_collections.ConfigDict(
+        dict(
+            batch_size=8,  # global batch (reference-model.md §4)
+            num_steps=8_000_000,  # the reference flag's default
+            freeze_predictor_trunk=False,  # the reference fine-tunes Inception
+            finetune_all_params=True,  # N-style: False trains only the style rows
+            print_loss_breakdown=False,
+        )
+    )
+    config.data = data_config()
+    return config
+
+
+def select_variant(
+    config: ml_collections.ConfigDict,
+    arg: str | None,
+    variants: dict[str, Callable[[ml_collections.ConfigDict], None]],
+) -> ml_collections.ConfigDict:
+    """Applies the variant named by ``arg`` ('' or None: none) and locks the config."""
+    if arg:
+        if arg not in variants:
+            raise ValueError(
+                f"unknown config variant {arg!r}; valid variants: {', '.join(sorted(variants))}"
+            )
+        variants[arg](config)
+    config.lock()
+    return config
+
+
+def shrink_for_smoke(config: ml_collections.ConfigDict) -> None:
+    """Tiny widths and images so one step runs in seconds on a 2-core CPU."""
+    config.model.alpha = 0.25
+    config.model.predictor_depth_multiplier = 0.25
+    config.train.batch_size = 2
+    config.train.num_steps = 2
+    config.data.image_size = 64

