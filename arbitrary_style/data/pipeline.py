@@ -1,0 +1,461 @@
+"""The training input pipeline: host-aware, deterministic in (seed, step), resumable.
+
+Design (style.md point 8). The global batch is ``config.train.batch_size``;
+process p of P yields examples ``[p * b, (p + 1) * b)`` of every global batch,
+b = batch_size // P. Example ``i = step * batch_size + p * b + j`` is a pure
+function of (config.seed, i):
+
+* Indexed sources (image folders, demo): the source is chosen by a seeded draw
+  against the mixing weights, the image is ``perm_epoch[i mod n]`` with a
+  per-epoch permutation seeded by (seed, role, source, epoch); an unreadable
+  image is skipped (counted, logged) by taking the next one of the
+  permutation, so the batch composition never depends on what was read before.
+  ``start_step=k`` simply starts the index at k: it costs nothing, and batch k
+  is bitwise the k-th batch of a run from 0, whatever ``process_count`` is.
+* TFDS (TFRecord) sources cannot be read by index: each is read as a seeded,
+  shuffled, repeated stream of this process's even share
+  (``tfds.even_splits``), streams are mixed with
+  ``sample_from_datasets(seed=...)``, and resuming ``skip()``s the raw
+  (still encoded) records, so a resume costs reading, not decoding. TFDS
+  datasets are validated when prepared, so no unreadable image shifts the
+  stream; if one did, the resumed stream would shift by one example.
+* Augmentation randomness is stateless, seeded by (seed, example index); the
+  per-batch style size by (seed, step).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Iterator
+
+import numpy as np
+
+from arbitrary_style.data import decode as decode_lib
+from arbitrary_style.data import preprocess
+from arbitrary_style.data import sources as sources_lib
+from arbitrary_style.data._tf import tf as _tf
+
+log = logging.getLogger(__name__)
+
+_ROLE_ID = {"style": 1, "content": 2, "nstyle": 3, "size": 4, "mix": 5}
+_MAX_INDEX = 2**62
+
+
+def _seed_pair(seed: int, role: str) -> int:
+    # Distinct streams per (config.seed, purpose); the example index or step is
+    # the second half of every stateless seed.
+    return int(seed) * 8 + _ROLE_ID[role]
+
+
+class _Indexer:
+    """Global example index -> (uint8 image, style id) for indexed sources."""
+
+    def __init__(self, sources, weights, *, seed, role, skip_log, min_side):
+        self._sources = sources
+        self._cum_weights = np.cumsum(weights)
+        self._seed = int(seed)
+        self._role_id = _ROLE_ID[role]
+        self._skip_log = skip_log
+        self._min_side = min_side
+        self._offsets = np.concatenate([[0], np.cumsum([len(s) for s in sources])])
+        self._bad = [set() for _ in sources]
+
+    @functools.lru_cache(maxsize=16)
+    def _permutation(self, k: int, epoch: int) -> np.ndarray:
+        rng = np.random.default_rng([self._seed, self._role_id, k, epoch])
+        return rng.permutation(len(self._sources[k]))
+
+    def choose(self, i: int) -> int:
+        if len(self._sources) == 1:
+            return 0
+        u = np.random.default_rng([self._seed, _ROLE_ID["mix"], self._role_id, i]).random()
+        return int(min(np.searchsorted(self._cum_weights, u, side="right"), len(self._sources) - 1))
+
+    def load(self, i: int, k: int | None = None) -> tuple[np.ndarray, np.int32]:
+        k = self.choose(i) if k is None else k
+        source = self._sources[k]
+        n = len(source)
+        epoch, pos = divmod(int(i), n)
+        for _ in range(n):
+            j = int(self._permutation(k, epoch)[pos])
+            if j not in self._bad[k]:
+                try:
+                    image = source.load(j, min_side=self._min_side)
+                    return image, np.int32(self._offsets[k] + j)
+                except decode_lib.UnreadableImage as e:
+                    self._bad[k].add(j)
+                    self._skip_log.record(source.label(j), str(e))
+            pos += 1
+            if pos == n:
+                epoch, pos = epoch + 1, 0
+        raise RuntimeError(f"source {source.name!r}: none of its {n} images is readable")
+
+
+class Batches(Iterator):
+    """Iterator over training batches; ``skipped`` reports unreadable images."""
+
+    def __init__(self, dataset, skip_log: decode_lib.SkipLog):
+        self._iterator = dataset.as_numpy_iterator()
+        self.skip_log = skip_log
+
+    def __next__(self) -> dict[str, np.ndarray]:
+        return next(self._iterator)
+
+    @property
+    def skipped_count(self) -> int:
+        return self.skip_log.count
+
+    @property
+    def skipped(self) -> dict[str, str]:
+        return self.skip_log.skipped
+
+
+def _check_batch(config, process_index, process_count) -> int:
+    batch = int(config.train.batch_size)
+    if process_count < 1 or not 0 <= process_index < process_count:
+        raise ValueError(f"process_index {process_index} not in [0, process_count={process_count})")
+    if batch <= 0 or batch % process_count:
+        raise ValueError(
+            f"config.train.batch_size={batch} (the global batch) must be a positive multiple "
+            f"of the number of processes ({process_count}): each process loads batch_size // "
+            "process_count examples"
+        )
+    return batch // process_count
+
+
+def _is_nstyle(config) -> bool:
+    return config.get("model", {}).get("kind", "arbitrary") == "nstyle"
+
+
+def train_batches(
+    config, *, start_step: int = 0, process_index: int = 0, process_count: int = 1
+) -> Batches:
+    """This process's part of every global training batch, from ``start_step`` on.
+
+    Yields dicts of numpy arrays:
+      content:  float32 [b, S, S, 3] in [0, 1], S = config.data.image_size.
+      style:    float32 [b, s, s, 3] in [0, 1]; s uniform in [128, 300) per batch
+                when config.data.style_random_size, else S.
+      style_id: int32 [b], index of the style image in the training style set
+                (sources concatenated in config order); -1 for images from
+                TFDS sources, which are streamed without an index.
+    N-style (config.model.kind == 'nstyle'): each sample's style id is uniform
+    in [0, N) and 'style' is that style's image, centre-cropped to S with no
+    augmentation (Turi Create's recipe).
+
+    b = config.train.batch_size // process_count. Batch k depends only on
+    (config.seed, k): ``start_step=k`` yields the same batches as skipping k.
+    """
+    tf = _tf()
+    local = _check_batch(config, process_index, process_count)
+    global_batch = int(config.train.batch_size)
+    size = int(config.data.image_size)
+    seed = int(config.seed)
+    nstyle = _is_nstyle(config)
+    skip_log = decode_lib.SkipLog("images")
+    calls = config.data.num_parallel_calls
+    calls = tf.data.AUTOTUNE if calls is None or calls < 0 else int(calls)
+    draft = bool(config.data.get("jpeg_draft", True))
+    style_min_side = size + preprocess.RESIZE_EXTRA_MAX if draft else None
+    content_min_side = size + preprocess.RESIZE_EXTRA_MIN if draft else None
+
+    content_sources, content_w = sources_lib.make_sources(config, "content")
+    if nstyle:
+        style_table = tf.constant(_nstyle_style_table(config))
+        style_sources, style_w = [], None
+    else:
+        style_sources, style_w = sources_lib.make_sources(config, "style")
+
+    all_indexed = all(
+        isinstance(s, sources_lib.IndexedSource) for s in [*content_sources, *style_sources]
+    )
+    start = int(start_step) * local
+
+    def global_index(c):
+        step = c // local
+        return {"step": step, "index": step * global_batch + process_index * local + c % local}
+
+    # Example counter of this process -> (step, global example index).
+    counter = tf.data.Dataset.range(start, _MAX_INDEX).map(global_index)
+    if all_indexed:
+        content_ds = counter.map(
+            _indexed_loader(content_sources, content_w, seed, "content", skip_log, content_min_side),
+            num_parallel_calls=calls,
+        )
+        if not nstyle:
+            style_ds = counter.map(
+                _indexed_loader(style_sources, style_w, seed, "style", skip_log, style_min_side),
+                num_parallel_calls=calls,
+            )
+    else:
+        content_ds = _stream(
+            content_sources, content_w, seed, "content", skip_log, content_min_side,
+            process_index, process_count, start, local, config, calls,
+        )
+        if not nstyle:
+            style_ds = _stream(
+                style_sources, style_w, seed, "style", skip_log, style_min_side,
+                process_index, process_count, start, local, config, calls,
+            )
+    if nstyle:
+        style_ds = counter
+
+    content_ds = content_ds.map(
+        lambda e: {"step": e["step"], "index": e["index"],
+                   "content": preprocess.preprocess_content(e["image"], size)},
+        num_parallel_calls=calls,
+    )
+    if nstyle:
+        num = int(style_table.shape[0])
+
+        def nstyle_map(e):
+            sid = tf.random.stateless_uniform(
+                [], tf.stack([tf.constant(_seed_pair(seed, "nstyle"), tf.int64), e["index"]]),
+                minval=0, maxval=num, dtype=tf.int32,
+            )
+            return {"style": tf.gather(style_table, sid), "style_id": sid}
+
+        style_ds = style_ds.map(nstyle_map, num_parallel_calls=calls)
+    else:
+        style_pair = _seed_pair(seed, "style")
+        augment = bool(config.data.style_augment)
+        random_crop = bool(config.data.style_random_crop)
+
+        def style_map(e):
+            example_seed = tf.stack([tf.constant(style_pair, tf.int64), e["index"]])
+            style = preprocess.preprocess_style(
+                e["image"], size, example_seed, augment=augment, random_crop=random_crop
+            )
+            return {"style": style, "style_id": e["style_id"]}
+
+        style_ds = style_ds.map(style_map, num_parallel_calls=calls)
+
+    ds = tf.data.Dataset.zip(content_ds, style_ds).map(lambda c, s: {**c, **s})
+    ds = ds.batch(local, drop_remainder=True)
+    random_size = bool(config.data.style_random_size) and not nstyle
+    size_pair = _seed_pair(seed, "size")
+
+    def finish(batch):
+        style = batch["style"]
+        if random_size:
+            side = preprocess.random_batch_size(
+                tf.stack([tf.constant(size_pair, tf.int64), batch["step"][0]])
+            )
+            style = preprocess.resize_batch(style, side)
+        return {
+            "content": tf.cast(batch["content"], tf.float32),
+            "style": tf.cast(style, tf.float32),
+            "style_id": tf.cast(batch["style_id"], tf.int32),
+        }
+
+    ds = ds.map(finish, num_parallel_calls=calls)
+    options = tf.data.Options()
+    options.deterministic = True
+    ds = ds.with_options(options).prefetch(int(config.data.prefetch))
+    return Batches(ds, skip_log)
+
+
+def _indexed_loader(sources, weights, seed, role, skip_log, min_side):
+    tf = _tf()
+    indexer = _Indexer(sources, weights, seed=seed, role=role, skip_log=skip_log, min_side=min_side)
+
+    def load(e):
+        image, sid = tf.numpy_function(
+            lambda i: indexer.load(int(i)), [e["index"]], [tf.uint8, tf.int32], stateful=False
+        )
+        image.set_shape([None, None, 3])
+        sid.set_shape([])
+        return {"step": e["step"], "index": e["index"], "image": image, "style_id": sid}
+
+    return load
+
+
+def _stream(sources, weights, seed, role, skip_log, min_side,
+            process_index, process_count, start, local, config, calls):
+    """Mixed stream for a role with TFDS sources; elements like the indexed path's."""
+    tf = _tf()
+    role_pair = _seed_pair(seed, role)
+    raw = []
+    indexers = {}
+    for k, source in enumerate(sources):
+        if isinstance(source, sources_lib.IndexedSource):
+            # Indexed sources inside a mix: this process's stride of indices.
+            indexers[k] = _Indexer([source], np.ones(1), seed=seed, role=role,
+                                   skip_log=skip_log, min_side=min_side)
+            ds = tf.data.Dataset.range(process_index, _MAX_INDEX, process_count).map(
+                lambda i, k=k: {"source": tf.constant(k, tf.int32), "index": i,
+                                "bytes": tf.constant(b""), "name": tf.constant("")}
+            )
+        else:
+            ds = source.dataset(process_index=process_index, process_count=process_count,
+                                shuffle_seed=role_pair + 1000 * k)
+            ds = ds.shuffle(int(config.data.shuffle_buffer), seed=role_pair + 1000 * k,
+                            reshuffle_each_iteration=True).repeat()
+            ds = ds.map(lambda e, k=k: {"source": tf.constant(k, tf.int32),
+                                        "index": tf.constant(-1, tf.int64),
+                                        "bytes": e["image"], "name": e["name"]})
+        raw.append(ds)
+    if len(raw) == 1:
+        mixed = raw[0]
+    else:
+        mixed = tf.data.Dataset.sample_from_datasets(
+            raw, weights=[float(w) for w in weights], seed=role_pair, stop_on_empty_dataset=False
+        )
+    mixed = mixed.skip(start)  # resume: skip encoded records, decode nothing
+
+    def decode_any(k, index, data, name):
+        k = int(k)
+        if k in indexers:
+            image, sid = indexers[k].load(int(index), 0)
+            return image, sid, True
+        try:
+            return decode_lib.decode_image(bytes(data), min_side=min_side), np.int32(-1), True
+        except decode_lib.UnreadableImage as e:
+            label = name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
+            skip_log.record(f"{sources[k].name}:{label}", str(e))
+            return np.zeros((1, 1, 3), np.uint8), np.int32(-1), False
+
+    def decode_map(e):
+        image, sid, ok = tf.numpy_function(
+            decode_any, [e["source"], e["index"], e["bytes"], e["name"]],
+            [tf.uint8, tf.int32, tf.bool], stateful=False,
+        )
+        image.set_shape([None, None, 3])
+        sid.set_shape([])
+        ok.set_shape([])
+        return {"image": image, "style_id": sid, "ok": ok}
+
+    decoded = mixed.map(decode_map, num_parallel_calls=calls).filter(lambda e: e["ok"])
+    # Example counter continues from `start`, so augmentation seeds match a
+    # run from 0 (per process: seeds also carry the process index).
+    counted = decoded.enumerate(start=start)
+
+    def number(c, e):
+        step = c // local
+        index = (step * int(config.train.batch_size) + process_index * local + c % local)
+        return {"step": step, "index": index, "image": e["image"], "style_id": e["style_id"]}
+
+    return counted.map(number)
+
+
+# --- style sets: N-style table and evaluation sets ---------------------------
+
+
+def _ordered_images(source, limit: int | None, skip_log) -> list[np.ndarray]:
+    """The first ``limit`` readable images of a source in its stored order."""
+    images = []
+    if isinstance(source, sources_lib.IndexedSource):
+        for j in range(len(source)):
+            if limit is not None and len(images) >= limit:
+                break
+            try:
+                images.append(source.load(j))
+            except decode_lib.UnreadableImage as e:
+                skip_log.record(source.label(j), str(e))
+        return images
+    for example in source.dataset().as_numpy_iterator():
+        if limit is not None and len(images) >= limit:
+            break
+        try:
+            images.append(decode_lib.decode_image(example["image"]))
+        except decode_lib.UnreadableImage as e:
+            skip_log.record(f"{source.name}:{example['name']!r}", str(e))
+    return images
+
+
+def _center_images(images: list[np.ndarray], size: int) -> np.ndarray:
+    """uint8 images -> float32 [n, S, S, 3] in [0, 1]: shorter side S+2, centre crop."""
+    tf = _tf()
+    if not images:
+        return np.zeros((0, size, size, 3), np.float32)
+    fn = tf.function(lambda x: preprocess.preprocess_content(x, size),
+                     input_signature=[tf.TensorSpec([None, None, 3], tf.uint8)])
+    return np.stack([fn(tf.constant(im)).numpy() for im in images]).astype(np.float32)
+
+
+def _limits(total: int, weights: np.ndarray) -> list[int]:
+    """Splits ``total`` over sources by weight (largest remainder), each >= 1."""
+    raw = total * weights
+    counts = np.floor(raw).astype(int)
+    for k in np.argsort(-(raw - counts))[: total - counts.sum()]:
+        counts[k] += 1
+    return [max(int(c), 1) for c in counts]
+
+
+def _nstyle_style_images(config) -> list[np.ndarray]:
+    """All readable images of the style sources, in order (N-style: one style each)."""
+    key = (
+        tuple(config.data.style_sources),
+        config.data.image_folder.style_dir,
+        config.data.tfds_data_dir,
+    )
+    return _nstyle_cache(key, config)
+
+
+_NSTYLE_CACHE: dict = {}
+
+
+def _nstyle_cache(key, config):
+    if key not in _NSTYLE_CACHE:
+        skip_log = decode_lib.SkipLog("style images")
+        sources, _ = sources_lib.make_sources(config, "style")
+        images = []
+        for source in sources:
+            images.extend(_ordered_images(source, None, skip_log))
+        _NSTYLE_CACHE.clear()  # one style set at a time
+        _NSTYLE_CACHE[key] = images
+    return _NSTYLE_CACHE[key]
+
+
+def _nstyle_style_table(config) -> np.ndarray:
+    images = _nstyle_style_images(config)
+    wanted = int(config.model.get("num_styles", 0) or 0) or len(images)
+    if wanted > len(images):
+        raise ValueError(
+            f"config.model.num_styles={wanted} but the style sources "
+            f"{tuple(config.data.style_sources)} have only {len(images)} readable images"
+        )
+    return _center_images(images[:wanted], int(config.data.image_size))
+
+
+def num_styles(config) -> int:
+    """Number of distinct style images in the training style sources.
+
+    N-style configs count readable images (every file is decoded once, since
+    each image becomes a style row); otherwise the sources' sizes.
+    """
+    if _is_nstyle(config):
+        return len(_nstyle_style_images(config))
+    sources, _ = sources_lib.make_sources(config, "style")
+    return int(sum(len(s) if isinstance(s, sources_lib.IndexedSource) else s.size() for s in sources))
+
+
+def style_set(config, which: str) -> np.ndarray:
+    """Style images for evaluation: float32 [n, S, S, 3] in [0, 1], deterministic order.
+
+    Args:
+      which: 'observed' (training styles) or 'unobserved' (held-out styles:
+        PBN's Kaggle test split, DTD's test split, the demo's held-out styles,
+        config.data.image_folder.heldout_style_dir).
+
+    Images are centre-cropped at config.data.image_size (shorter side S+2),
+    unaugmented. At most config.data.eval_num_styles, split over the sources
+    by their mixing weights, each source in its stored order. For N-style
+    'observed', exactly the N training styles in style-id order.
+    """
+    which = {"observed": "train", "unobserved": "heldout"}.get(which)
+    if which is None:
+        raise ValueError("style_set(which=...) must be 'observed' or 'unobserved'")
+    size = int(config.data.image_size)
+    if which == "train" and _is_nstyle(config):
+        return _nstyle_style_table(config)
+    skip_log = decode_lib.SkipLog("style images")
+    sources, weights = sources_lib.make_sources(config, "style", which)
+    limits = _limits(int(config.data.eval_num_styles), weights)
+    images = []
+    for source, limit in zip(sources, limits):
+        images.extend(_ordered_images(source, limit, skip_log))
+    if skip_log.count:
+        log.warning("style_set(%s): %d unreadable images skipped", which, skip_log.count)
+    return _center_images(images, size)

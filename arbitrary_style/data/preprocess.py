@@ -1,0 +1,160 @@
+"""The reference preprocessing (reference-model.md §4) as stateless tf.data ops.
+
+Everything random takes an explicit ``seed`` (int32/int64 [2]) and uses
+``tf.random.stateless_*``, so an example's augmentation depends only on
+(config.seed, example index) and a batch's style size only on (config.seed,
+step): a resumed run draws exactly what an uninterrupted one would.
+
+Reference behaviour (Magenta ``image_utils.py`` as described in
+reference-model.md §4):
+  content: shorter side bilinearly resized to size + 2, centre crop, / 255.
+  style:   on the uint8 image: random brightness (+-0.8), saturation
+           [0.5, 1.5], hue (+-0.2), left-right and up-down flips (TF's adjust_*
+           ops on uint8 convert to float and saturate back, i.e. clip); then
+           shorter side resized to a random size in [size + 2, size + 200),
+           random size x size crop, / 255; then the whole batch resized to one
+           random square size in [128, 300).
+  small-dataset recipe: centre crop (shorter side to size + 2), no
+           augmentation, no random batch size: three config switches.
+
+One difference we accept: TF2's ``tf.image.resize`` uses half-pixel centres
+while TF1's ``resize_bilinear`` (align_corners=False) did not; the two differ
+by a fraction of a pixel.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from arbitrary_style.data._tf import tf as _tf
+
+# reference-model.md §4.
+BRIGHTNESS_MAX_DELTA = 0.8
+SATURATION_RANGE = (0.5, 1.5)
+HUE_MAX_DELTA = 0.2
+RESIZE_EXTRA_MIN = 2  # shorter side >= size + 2 before cropping
+RESIZE_EXTRA_MAX = 200  # ... and < size + 200 for the random crop
+STYLE_BATCH_SIZE_RANGE = (128, 300)  # [low, high) per-batch square size
+
+
+class AugmentParams(NamedTuple):
+    brightness_delta: object  # float32 scalar, in [-0.8, 0.8)
+    saturation_factor: object  # float32 scalar, in [0.5, 1.5)
+    hue_delta: object  # float32 scalar, in [-0.2, 0.2)
+    flip_left_right: object  # bool scalar
+    flip_up_down: object  # bool scalar
+
+
+def _split(seed, n):
+    return _tf().random.experimental.stateless_split(seed, num=n)
+
+
+def resize_shorter_side(image, shorter_side):
+    """Aspect-preserving bilinear resize so that min(h, w) == shorter_side.
+
+    As Magenta's ``_smallest_size_at_least``: new side = rint(side * scale).
+    Returns float32 (values still in [0, 255] for uint8 input).
+    """
+    tf = _tf()
+    shape = tf.shape(image)
+    height = tf.cast(shape[0], tf.float32)
+    width = tf.cast(shape[1], tf.float32)
+    target = tf.cast(shorter_side, tf.float32)
+    scale = target / tf.minimum(height, width)
+    new_height = tf.maximum(tf.cast(tf.math.rint(height * scale), tf.int32), 1)
+    new_width = tf.maximum(tf.cast(tf.math.rint(width * scale), tf.int32), 1)
+    # Ensure the shorter side is exactly the target despite rounding.
+    new_height = tf.where(height <= width, tf.cast(shorter_side, tf.int32), new_height)
+    new_width = tf.where(height <= width, new_width, tf.cast(shorter_side, tf.int32))
+    resized = tf.image.resize(tf.cast(image, tf.float32), tf.stack([new_height, new_width]))
+    return resized
+
+
+def center_crop(image, size: int):
+    tf = _tf()
+    shape = tf.shape(image)
+    top = (shape[0] - size) // 2
+    left = (shape[1] - size) // 2
+    cropped = image[top : top + size, left : left + size, :]
+    return tf.ensure_shape(cropped, [size, size, 3])
+
+
+def preprocess_content(image, size: int):
+    """uint8 [H, W, 3] -> float32 [size, size, 3] in [0, 1] (reference content path)."""
+    tf = _tf()
+    image = resize_shorter_side(image, size + RESIZE_EXTRA_MIN)
+    image = center_crop(image, size)
+    return tf.clip_by_value(image / 255.0, 0.0, 1.0)
+
+
+def augment_params(seed) -> AugmentParams:
+    """Draws one example's colour/flip augmentation from a stateless seed."""
+    tf = _tf()
+    seeds = _split(seed, 5)
+    u = lambda s, lo, hi: tf.random.stateless_uniform([], s, minval=lo, maxval=hi)  # noqa: E731
+    return AugmentParams(
+        brightness_delta=u(seeds[0], -BRIGHTNESS_MAX_DELTA, BRIGHTNESS_MAX_DELTA),
+        saturation_factor=u(seeds[1], *SATURATION_RANGE),
+        hue_delta=u(seeds[2], -HUE_MAX_DELTA, HUE_MAX_DELTA),
+        flip_left_right=u(seeds[3], 0.0, 1.0) < 0.5,
+        flip_up_down=u(seeds[4], 0.0, 1.0) < 0.5,
+    )
+
+
+def apply_augmentation(image, params: AugmentParams):
+    """The reference's colour jitter and flips, in its order, on a uint8 image.
+
+    ``tf.image.adjust_*`` convert uint8 to float in [0, 1], adjust, and convert
+    back with saturation, which is the reference's "clipped" (its
+    ``random_brightness`` etc. are these ops with a random delta).
+    """
+    tf = _tf()
+    image = tf.image.adjust_brightness(image, params.brightness_delta)
+    image = tf.image.adjust_saturation(image, params.saturation_factor)
+    image = tf.image.adjust_hue(image, params.hue_delta)
+    image = tf.cond(params.flip_left_right, lambda: tf.image.flip_left_right(image), lambda: image)
+    image = tf.cond(params.flip_up_down, lambda: tf.image.flip_up_down(image), lambda: image)
+    return image
+
+
+def preprocess_style(image, size: int, seed, *, augment: bool = True, random_crop: bool = True):
+    """uint8 [H, W, 3] -> float32 [size, size, 3] in [0, 1] (reference style path).
+
+    Args:
+      image: uint8 [H, W, 3].
+      size: output side (config.data.image_size).
+      seed: stateless seed [2] for this example.
+      augment: colour jitter and flips (off in the small-dataset recipe).
+      random_crop: shorter side to a random size in [size+2, size+200) and a
+        random crop; False: shorter side to size+2 and a centre crop.
+    """
+    tf = _tf()
+    seeds = _split(seed, 3)
+    if augment:
+        image = apply_augmentation(image, augment_params(seeds[0]))
+    if random_crop:
+        shorter = tf.random.stateless_uniform(
+            [],
+            seeds[1],
+            minval=size + RESIZE_EXTRA_MIN,
+            maxval=size + RESIZE_EXTRA_MAX,
+            dtype=tf.int32,
+        )
+        image = resize_shorter_side(image, shorter)
+        image = tf.image.stateless_random_crop(image, [size, size, 3], seed=seeds[2])
+    else:
+        image = center_crop(resize_shorter_side(image, size + RESIZE_EXTRA_MIN), size)
+    return tf.clip_by_value(image / 255.0, 0.0, 1.0)
+
+
+def random_batch_size(seed):
+    """The per-batch square style size, uniform in [128, 300)."""
+    tf = _tf()
+    low, high = STYLE_BATCH_SIZE_RANGE
+    return tf.random.stateless_uniform([], seed, minval=low, maxval=high, dtype=tf.int32)
+
+
+def resize_batch(images, side):
+    """Bilinear resize of a float32 [b, h, w, 3] batch to [b, side, side, 3]."""
+    tf = _tf()
+    return tf.clip_by_value(tf.image.resize(images, tf.stack([side, side])), 0.0, 1.0)
