@@ -23,6 +23,7 @@ from arbitrary_style.models.layers import (
     Conv2d,
     conditional_instance_norm,
     get_module,
+    instance_norm_moments,
     set_module,
     transformer_init,
 )
@@ -149,19 +150,22 @@ class StyleTransferNetwork(nnx.Module):
         norm_params: NormParams,
         train: bool,
         moments: Mapping[str, tuple[Array, Array]] | None,
+        recorded: dict[str, tuple[Array, Array]] | None,
     ) -> Array:
         conv: Conv2d = get_module(self, layer.name)
         if layer.upsample:
             x = upsample_nearest(x)
         if conv.BatchNorm is not None:
             return conv(x, train=train)
+        y = conv.convolve(x)
+        layer_moments = None if moments is None else moments.get(layer.name)
+        if layer_moments is None:
+            layer_moments = instance_norm_moments(y)
+        if recorded is not None:
+            recorded[layer.name] = layer_moments
         beta, gamma = norm_params[layer.name]
         return conditional_instance_norm(
-            conv.convolve(x),
-            beta,
-            gamma,
-            epsilon=CONDITIONAL_NORM_EPSILON,
-            moments=None if moments is None else moments.get(layer.name),
+            y, beta, gamma, epsilon=CONDITIONAL_NORM_EPSILON, moments=layer_moments
         )
 
     def __call__(
@@ -180,20 +184,32 @@ class StyleTransferNetwork(nnx.Module):
             ``conditional_layers``.
           train: batch statistics in the contract batch norms (and update their
             moving averages) instead of the moving averages.
-          moments: optional instance-norm statistics per conditional layer, to
-            normalise a tile with the statistics of the whole image.
+          moments: optional instance-norm statistics (mean, var), each
+            [B, 1, 1, C], per conditional layer, used instead of the image's
+            own: a tile of a large image is normalised with the statistics of
+            the whole image (see ``norm_moments``).
 
         Returns:
           [B, H', W', 3] in (0, 1), with H' = 4 * ceil(ceil(H / 2) / 2) (H itself
           when H is a multiple of 4), likewise W'.
         """
+        return self._forward(images, norm_params, train=train, moments=moments)[0]
+
+    def norm_moments(
+        self, images: Array, norm_params: NormParams
+    ) -> dict[str, tuple[Array, Array]]:
+        """The instance-norm statistics every conditional layer sees for ``images``."""
+        return self._forward(images, norm_params, train=False, moments=None, record=True)[1]
+
+    def _forward(self, images, norm_params, *, train, moments, record=False):
         missing = [n for n, _ in self.conditional_layers if n not in norm_params]
         if missing:
             raise KeyError(f"norm_params lacks conditional layers: {missing}")
+        recorded = {} if record else None
         x = images
         residual_input = None
         for layer in self.layers:
-            y = self._apply_layer(layer, x, norm_params, train, moments)
+            y = self._apply_layer(layer, x, norm_params, train, moments, recorded)
             last_of_pair = layer.name.endswith("conv2") and layer.group == "residual"
             if layer.group == "residual" and not last_of_pair:
                 residual_input = x
@@ -206,4 +222,4 @@ class StyleTransferNetwork(nnx.Module):
                 x = jax.nn.sigmoid(y)  # after the norm (reference-model.md §1)
             else:
                 x = jax.nn.relu(y)
-        return x
+        return x, recorded
