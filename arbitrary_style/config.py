@@ -59,11 +59,22 @@ def base_config() -> ml_collections.ConfigDict:
     )
     config.train = ml_collections.ConfigDict(
         dict(
-            batch_size=8,  # global batch (reference-model.md §4)
-            num_steps=8_000_000,  # the reference flag's default
+            batch_size=8,  # global batch (reference-model.md §4); divides the device count
+            num_steps=8_000_000,  # the reference flag's default; 0: steps_per_style * styles
+            steps_per_style=0,  # N-style default step count per style (Turi Create)
             freeze_predictor_trunk=False,  # the reference fine-tunes Inception
             finetune_all_params=True,  # N-style: False trains only the style rows
-            print_loss_breakdown=False,
+            # A trained workdir to start from (fine-tuning; adding N-style rows:
+            # new rows start at beta 0 / gamma 1). Used only when the workdir
+            # has no checkpoint of its own yet.
+            init_from="",
+            print_loss_breakdown=False,  # print every loss term at each log step
+            log_every=50,  # console + TensorBoard scalars (the only host syncs)
+            image_every=1000,  # TensorBoard grid content | style | stylized; 0: never
+            checkpoint_every=1000,  # orbax save interval in steps (and the last step)
+            max_checkpoints_to_keep=3,
+            tensorboard=True,  # event files under <workdir>/tensorboard (process 0)
+            eval_every=0,  # periodic evaluation hook (issue 6); 0: off
         )
     )
     config.data = data_config()

@@ -1,0 +1,542 @@
+"""Training: one pure jitted step, a loop that resumes, data parallel on a mesh.
+
+``train_and_evaluate(config, workdir)`` is the whole of a run (``train.py``
+only parses flags). The hot path is NNX's functional form: the style model is
+split once into a graph definition and state pytrees
+
+    params        the parameters the optimizer trains
+    batch_stats   batch-norm moving averages (updated in training mode)
+    frozen        parameters kept fixed (a frozen Inception trunk, or the
+                  N-style convolutions when only the style rows train)
+
+and ``train_step(state, batch, loss_network_state) -> (state, metrics)`` merges
+them inside ``jax.jit``. Gradients are taken with respect to ``params`` only,
+so nothing is spent on gradients of frozen parameters; the loss network (VGG)
+is an argument that is neither trained nor donated nor checkpointed.
+
+Randomness: no layer of these models draws random numbers (no dropout); all
+randomness of a run is in its batches, which the data pipeline derives from
+(config.seed, step). A resumed run therefore draws exactly what an
+uninterrupted one would (checked bitwise by tests/test_train_resume.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from flax import nnx
+
+from arbitrary_style import checkpoints, losses, models
+from arbitrary_style import data as data_lib
+from arbitrary_style.training import observe, parallel
+
+State = dict[str, Any]
+# Fields of the train state that a checkpoint holds (besides the model).
+TRAIN_ITEM_FIELDS = ("step", "opt_state")
+
+
+# ---------------------------------------------------------------------------
+# Config
+
+
+def resolve_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """Fills in what the config leaves to the data: the number of N-style styles,
+    and the N-style default step count (Turi Create: 10000 per style).
+
+    Returns a new locked config; it is what ``config.json`` records, so that
+    ``restore_model`` rebuilds the same model.
+    """
+    config = ml_collections.ConfigDict(config.to_dict())
+    if config.model.kind == "nstyle" and config.model.num_styles <= 0:
+        config.model.num_styles = int(data_lib.num_styles(config))
+    if config.train.num_steps <= 0:
+        if config.model.kind != "nstyle" or config.train.steps_per_style <= 0:
+            raise ValueError(
+                "config.train.num_steps must be > 0 (only N-style configs may leave it 0 "
+                "and set config.train.steps_per_style instead)"
+            )
+        # Turi Create: max_iterations = 10000 * num_styles by default.
+        config.train.num_steps = config.train.steps_per_style * config.model.num_styles
+    config.lock()
+    return config
+
+
+# ---------------------------------------------------------------------------
+# Networks and what trains
+
+
+def trainable_filter(config: ml_collections.ConfigDict):
+    """The NNX filter of the parameters the optimizer updates.
+
+    * arbitrary model: everything (the reference fine-tunes Inception), or all
+      but the predictor trunk with ``train.freeze_predictor_trunk``;
+    * N-style model: everything, or only the per-style (beta, gamma) rows with
+      ``train.finetune_all_params=False`` (Dumoulin et al.: "fine-tune only the
+      instance norm parameters", how new styles are added).
+    """
+    if config.model.kind == "nstyle":
+        if config.train.finetune_all_params:
+            return nnx.Param
+        return nnx.All(nnx.Param, nnx.PathContains("style_tables"))
+    if config.train.freeze_predictor_trunk:
+        trunk = models.TRUNK_LAYOUT[config.model.predictor][0]
+        return nnx.All(nnx.Param, nnx.Not(nnx.PathContains(trunk)))
+    return nnx.Param
+
+
+def build_networks(config: ml_collections.ConfigDict) -> tuple[nnx.Module, models.VGG]:
+    """The style model and the frozen loss network, with the configured weights.
+
+    Weight files are read here, before anything compiles, so a missing file
+    fails at once with the weights module's message.
+    """
+    rngs = nnx.Rngs(config.seed)
+    model = models.build_model(config.model, rngs=rngs)
+    if config.weights.loss_network:
+        from arbitrary_style import weights
+
+        vgg = weights.load_loss_network(config.weights.loss_network, config.loss)
+    else:
+        # Random VGG: only for smoke tests (its losses mean nothing).
+        vgg = models.build_loss_network(config.loss, rngs=nnx.Rngs(config.seed + 1))
+    if config.weights.predictor_init:
+        if config.model.kind != "arbitrary":
+            raise ValueError("config.weights.predictor_init applies to the arbitrary model only")
+        from arbitrary_style import weights
+
+        weights.init_predictor_trunk(config.weights.predictor_init, model)
+    return model, vgg
+
+
+def adopt_parameters(model: nnx.Module, source: nnx.Module) -> list[str]:
+    """Copies ``source``'s variables into ``model`` in place (fine-tuning).
+
+    Shapes must match, except N-style style tables, which may have more rows
+    in ``model``: the first rows are copied and the new ones keep their init
+    (beta 0, gamma 1), which is how styles are added to a trained network.
+
+    Returns:
+      the paths whose tables grew.
+    """
+    source_flat = dict(nnx.to_flat_state(nnx.state(source)))
+    target = nnx.state(model)
+    grown = []
+    new_values = {}
+    for path, var in nnx.to_flat_state(target):
+        name = "/".join(map(str, path))
+        if path not in source_flat:
+            raise ValueError(f"config.train.init_from: the checkpoint has no variable {name}")
+        old = source_flat[path][...]
+        new = var[...]
+        if old.shape == new.shape:
+            new_values[path] = old
+        elif "style_tables" in path and old.shape[1:] == new.shape[1:] and old.shape[0] < new.shape[0]:
+            new_values[path] = new.at[: old.shape[0]].set(old)
+            grown.append(name)
+        else:
+            raise ValueError(
+                f"config.train.init_from: {name} has shape {old.shape} in the checkpoint, "
+                f"{new.shape} in this model"
+            )
+    pure = nnx.to_pure_dict(target)
+    for path, value in new_values.items():
+        node = pure
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = value
+    nnx.replace_by_pure_dict(target, pure)
+    nnx.update(model, target)
+    return grown
+
+
+def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
+    """Adam from ``config.optimizer``; the learning rate sits in the optimizer
+    state (inject_hyperparams) so that the logged value is the one used."""
+    o = config.optimizer
+    return optax.inject_hyperparams(optax.adam)(
+        learning_rate=o.learning_rate, b1=o.b1, b2=o.b2, eps=o.eps
+    )
+
+
+# ---------------------------------------------------------------------------
+# The step
+
+
+def stylize(model: nnx.Module, batch: Mapping[str, jax.Array], *, train: bool) -> jax.Array:
+    """The model's output for a batch: the arbitrary model conditions on the
+    style images, the N-style model on the style ids (one table row each)."""
+    if isinstance(model, models.NStyleModel):
+        return model(batch["content"], batch["style_id"], train=train)
+    return model(batch["content"], batch["style"], train=train)
+
+
+def loss_term_names(config: ml_collections.ConfigDict) -> tuple[str, ...]:
+    """Sorted keys of ``losses.style_transfer_losses``' breakdown for this config."""
+    w = losses.LossWeights.from_config(config.loss)
+    x = jnp.zeros((1, 4, 4, 1))
+    feats = {k: x for k in w.end_points}
+    grams = {k: jnp.zeros((1, 1, 1)) for k in w.style}
+    terms = losses.loss_breakdown(
+        stylized_images=jnp.zeros((1, 4, 4, 3)),
+        stylized_features=feats,
+        content_features=feats,
+        style_grams=grams,
+        weights=w,
+    )
+    return tuple(sorted(terms))
+
+
+def make_train_step(
+    graphdef: nnx.GraphDef,
+    loss_graphdef: nnx.GraphDef,
+    optimizer: optax.GradientTransformation,
+    loss_weights: losses.LossWeights,
+    term_names: tuple[str, ...],
+) -> Callable[[State, Mapping[str, jax.Array], nnx.State], tuple[State, dict[str, jax.Array]]]:
+    """A pure ``train_step(state, batch, loss_network_state) -> (state, metrics)``.
+
+    A step whose loss or gradient is not finite leaves the parameters, batch
+    statistics and optimizer state as they were and records the step and the
+    offending terms in ``state['guard']``; the loop reads it at log and
+    checkpoint steps (the only host syncs) and stops there, so a bad state is
+    never saved.
+    """
+
+    def loss_fn(params, batch_stats, frozen, loss_network_state, batch):
+        model = nnx.merge(graphdef, params, batch_stats, frozen)
+        stylized = stylize(model, batch, train=True)
+        loss_network = nnx.merge(loss_graphdef, loss_network_state)
+        terms = losses.style_transfer_losses(
+            loss_network,
+            content_images=batch["content"],
+            style_images=batch["style"],
+            stylized_images=stylized,
+            weights=loss_weights,
+        )
+        # Training mode updated the moving averages on the merged copy.
+        new_batch_stats = nnx.state(model, nnx.BatchStat)
+        return terms["total"], (terms, new_batch_stats)
+
+    def train_step(state, batch, loss_network_state):
+        grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+        (_, (terms, new_batch_stats)), grads = grad_fn(
+            state["params"], state["batch_stats"], state["frozen"], loss_network_state, batch
+        )
+        updates, new_opt_state = optimizer.update(grads, state["opt_state"], state["params"])
+        new_params = optax.apply_updates(state["params"], updates)
+        grad_norm = optax.global_norm(grads)
+
+        term_finite = jnp.stack([jnp.isfinite(terms[k]) for k in term_names])
+        finite = jnp.all(term_finite) & jnp.isfinite(grad_norm)
+        keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)  # noqa: E731
+        guard = state["guard"]
+        first_bad = (guard["bad_step"] < 0) & ~finite
+        new_state = {
+            "step": state["step"] + 1,
+            "params": keep(new_params, state["params"]),
+            "batch_stats": keep(new_batch_stats, state["batch_stats"]),
+            "frozen": state["frozen"],
+            "opt_state": keep(new_opt_state, state["opt_state"]),
+            "guard": {
+                "bad_step": jnp.where(first_bad, state["step"], guard["bad_step"]),
+                "bad_terms": jnp.where(first_bad, ~term_finite, guard["bad_terms"]),
+                "bad_grad": jnp.where(first_bad, ~jnp.isfinite(grad_norm), guard["bad_grad"]),
+            },
+        }
+        metrics = dict(terms)
+        metrics["grad_norm"] = grad_norm
+        metrics["learning_rate"] = new_opt_state.hyperparams["learning_rate"]
+        return new_state, metrics
+
+    return train_step
+
+
+def empty_guard(num_terms: int) -> dict[str, jax.Array]:
+    return {
+        "bad_step": jnp.full((), -1, jnp.int32),
+        "bad_terms": jnp.zeros((num_terms,), bool),
+        "bad_grad": jnp.zeros((), bool),
+    }
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A loss term (or the gradient) became NaN or Inf."""
+
+
+def check_guard(state: State, term_names: tuple[str, ...], last_good_checkpoint: int | None):
+    """Raises NonFiniteLossError naming the first bad step and terms, if any."""
+    guard = jax.device_get(state["guard"])
+    bad_step = int(guard["bad_step"])
+    if bad_step < 0:
+        return
+    bad = [name for name, flag in zip(term_names, guard["bad_terms"]) if flag]
+    if bool(guard["bad_grad"]):
+        bad.append("grad_norm")
+    where = (
+        f"the last good checkpoint is step {last_good_checkpoint}"
+        if last_good_checkpoint is not None
+        else "no checkpoint was written"
+    )
+    raise NonFiniteLossError(
+        f"non-finite loss at step {bad_step} (0-based; its batch is batch {bad_step}) in "
+        f"{', '.join(bad) or 'the loss'}; the run stops and {where}"
+    )
+
+
+# ---------------------------------------------------------------------------
+# The loop
+
+
+@dataclasses.dataclass
+class Run:
+    """Everything a run builds before its first step (tests use it directly)."""
+
+    config: ml_collections.ConfigDict
+    mesh: jax.sharding.Mesh
+    graphdef: nnx.GraphDef
+    loss_graphdef: nnx.GraphDef
+    loss_network_state: nnx.State
+    state: State
+    train_step: Callable
+    term_names: tuple[str, ...]
+    trainable: Any
+    local_batch_size: int
+    param_counts: dict[str, int]
+
+
+def setup(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh | None = None) -> Run:
+    """Builds networks, the sharded initial state and the jitted step (nothing runs)."""
+    mesh = parallel.make_mesh() if mesh is None else mesh
+    local_batch_size = parallel.check_batch_size(config.train.batch_size, mesh)
+    model, vgg = build_networks(config)
+    if config.train.init_from:
+        _, source = checkpoints.restore_model(config.train.init_from)
+        adopt_parameters(model, source)
+    trainable = trainable_filter(config)
+    graphdef, params, batch_stats, frozen = nnx.split(model, trainable, nnx.BatchStat, ...)
+    loss_graphdef, loss_network_state = nnx.split(vgg)
+    count = lambda tree: sum(int(np.size(x)) for x in jax.tree.leaves(tree))  # noqa: E731
+    param_counts = {
+        "trainable": count(params),
+        "frozen": count(nnx.filter_state(frozen, nnx.Param)) if jax.tree.leaves(frozen) else 0,
+        "loss_network": count(loss_network_state),
+    }
+    optimizer = make_optimizer(config)
+    term_names = loss_term_names(config)
+    rep = parallel.replicated(mesh)
+    state = parallel.replicate(
+        {"step": np.zeros((), np.int32), "params": params, "batch_stats": batch_stats, "frozen": frozen},
+        rep,
+    )
+    state["opt_state"] = jax.jit(optimizer.init, out_shardings=rep)(state["params"])
+    state["guard"] = jax.jit(functools.partial(empty_guard, len(term_names)), out_shardings=rep)()
+    step = make_train_step(
+        graphdef, loss_graphdef, optimizer, losses.LossWeights.from_config(config.loss), term_names
+    )
+    train_step = jax.jit(
+        step,
+        in_shardings=(rep, parallel.batch_sharded(mesh), rep),
+        out_shardings=(rep, rep),
+        donate_argnums=(0,),
+    )
+    return Run(
+        config=config,
+        mesh=mesh,
+        graphdef=graphdef,
+        loss_graphdef=loss_graphdef,
+        loss_network_state=parallel.replicate(loss_network_state, rep),
+        state=state,
+        train_step=train_step,
+        term_names=term_names,
+        trainable=trainable,
+        local_batch_size=local_batch_size,
+        param_counts=param_counts,
+    )
+
+
+def model_state(state: State) -> nnx.State:
+    """The full ``nnx.state`` of the model (what checkpoints and restore_model hold)."""
+    return nnx.merge_state(state["params"], state["batch_stats"], state["frozen"])
+
+
+def restore_into(run: Run, mngr, step: int) -> State:
+    """The train state of checkpoint ``step``, restored straight into the mesh's shardings."""
+    state = run.state
+    abstract_model = checkpoints.abstract_like(model_state(state))
+    abstract_train = checkpoints.abstract_like({k: state[k] for k in TRAIN_ITEM_FIELDS})
+    restored_model, restored_train = checkpoints.restore(mngr, step, abstract_model, abstract_train)
+    params, batch_stats, frozen = nnx.split_state(restored_model, run.trainable, nnx.BatchStat, ...)
+    return {
+        **restored_train,
+        "params": params,
+        "batch_stats": batch_stats,
+        "frozen": frozen,
+        "guard": state["guard"],
+    }
+
+
+def make_preview(run: Run) -> Callable:
+    """Jitted stylization of a batch with the current parameters (for image grids).
+
+    Batch norm uses batch statistics, as in the step: early in training the
+    moving averages lag far behind (decay 0.999) and would show nothing useful.
+    """
+
+    def preview(state, batch):
+        model = nnx.merge(run.graphdef, state["params"], state["batch_stats"], state["frozen"])
+        return stylize(model, batch, train=True)
+
+    return jax.jit(preview)
+
+
+def maybe_evaluate(config, eval_fn, run: Run, state: State, step: int, writer) -> None:
+    """Periodic evaluation hook (issue 6): a no-op unless ``train.eval_every`` > 0.
+
+    ``eval_fn(model, step) -> {name: scalar}`` receives the model in its
+    current state; its values go to TensorBoard under ``eval/``.
+    """
+    every = config.train.eval_every
+    if not every or step % every or eval_fn is None:
+        return
+    model = nnx.merge(run.graphdef, state["params"], state["batch_stats"], state["frozen"])
+    results = eval_fn(model, step)
+    writer.scalars(step, {f"eval/{k}": v for k, v in results.items()})
+
+
+def _host_scalars(metrics: Mapping[str, jax.Array]) -> dict[str, float]:
+    return {k: float(v) for k, v in jax.device_get(dict(metrics)).items()}
+
+
+def train_and_evaluate(
+    config: ml_collections.ConfigDict,
+    workdir: str | Path,
+    *,
+    eval_fn: Callable[[nnx.Module, int], Mapping[str, float]] | None = None,
+) -> tuple[State, dict[str, float]]:
+    """Trains ``config`` in ``workdir``, resuming from its latest checkpoint.
+
+    Args:
+      config: a config from configs/ (locked).
+      workdir: where config.json, checkpoints/ and tensorboard/ go; a run
+        started again on the same workdir continues where it stopped.
+      eval_fn: optional periodic evaluation, called every
+        ``train.eval_every`` steps (see ``maybe_evaluate``).
+
+    Returns:
+      (state, metrics): the final train state (on the mesh) and the host
+      values of the last logged step's metrics.
+
+    Raises:
+      NonFiniteLossError: a loss term became NaN/Inf (the message names the
+        step and the term; checkpoints written before it are kept).
+    """
+    parallel.maybe_initialize_distributed()
+    workdir = Path(workdir)
+    config = resolve_config(config)
+    is_chief = jax.process_index() == 0
+    tc = config.train
+
+    run = setup(config)
+    mngr = checkpoints.manager(
+        workdir, save_interval_steps=tc.checkpoint_every, max_to_keep=tc.max_checkpoints_to_keep
+    )
+    state = run.state
+    start_step = 0
+    latest = mngr.latest_step()
+    if latest is not None:
+        state = restore_into(run, mngr, latest)
+        start_step = int(latest)
+    if is_chief:
+        checkpoints.save_config(config, workdir)
+    writer = observe.make_writer(workdir, enabled=tc.tensorboard, is_chief=is_chief)
+    say = observe.log if is_chief else (lambda message: None)
+    counts = run.param_counts
+    say(
+        f"{config.model.kind} model: {counts['trainable']:,} trainable parameters, "
+        f"{counts['frozen']:,} frozen; loss network {counts['loss_network']:,} (frozen); "
+        f"{jax.device_count()} devices, {jax.process_count()} processes, global batch "
+        f"{tc.batch_size}"
+    )
+    if latest is not None:
+        say(f"resuming from {workdir / checkpoints.CHECKPOINT_DIR / str(latest)}")
+    if start_step == 0 and is_chief:
+        writer.text(0, "config", f"```\n{config}\n```")
+
+    batches: Iterator = data_lib.train_batches(
+        config,
+        start_step=start_step,
+        process_index=jax.process_index(),
+        process_count=jax.process_count(),
+    )
+    batch_sharding = parallel.batch_sharded(run.mesh)
+    # Every process runs the preview (its gather is collective); process 0 writes it.
+    preview = make_preview(run) if tc.image_every and tc.tensorboard else None
+    progress = observe.Progress(first_step=start_step, num_steps=tc.num_steps, batch_size=tc.batch_size)
+    last_metrics: dict[str, float] = {}
+    last_saved = latest
+    try:
+        for step in range(start_step, tc.num_steps):
+            local = next(batches)
+            batch = parallel.global_batch(local, batch_sharding)
+            state, metrics = run.train_step(state, batch, run.loss_network_state)
+            done = step + 1
+            if step == start_step:
+                jax.block_until_ready(metrics)
+                progress.first_step_done(done)
+                say(f"first step (compilation included) took {progress.compile_seconds:.1f}s")
+            last = done == tc.num_steps
+            if done % tc.log_every == 0 or last or step == start_step:
+                check_guard(state, run.term_names, last_saved)
+                last_metrics = _host_scalars(metrics)
+                rates = progress.rates(done)
+                writer.scalars(
+                    done,
+                    {f"train/{k}": v for k, v in last_metrics.items()}
+                    | {f"train/{k}": v for k, v in rates.items()},
+                )
+                say(progress.line(done, last_metrics["total"], rates))
+                if tc.print_loss_breakdown:
+                    say(losses.format_breakdown(last_metrics))
+            if preview is not None and (done % tc.image_every == 0 or last):
+                stylized = preview(state, batch)
+                # Gathers the global arrays to every host; only process 0 writes.
+                cols = [_gather(batch["content"]), _gather(batch["style"]), _gather(stylized)]
+                writer.image(done, "train/content_style_stylized", observe.image_grid(cols)[None])
+            if mngr.should_save(done) or last:
+                check_guard(state, run.term_names, last_saved)
+                checkpoints.save(
+                    mngr,
+                    done,
+                    model_state(state),
+                    {k: state[k] for k in TRAIN_ITEM_FIELDS},
+                    force=last,
+                )
+                last_saved = done
+            maybe_evaluate(config, eval_fn, run, state, done, writer)
+        if tc.num_steps > start_step:
+            check_guard(state, run.term_names, last_saved)
+    finally:
+        mngr.wait_until_finished()
+        mngr.close()
+        writer.flush()
+        writer.close()
+    return state, last_metrics
+
+
+def _gather(x: jax.Array) -> np.ndarray:
+    """A global (possibly multi-host) array as one host numpy array."""
+    if x.is_fully_addressable:
+        return np.asarray(jax.device_get(x))
+    from jax.experimental import multihost_utils
+
+    return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+

@@ -1,0 +1,1 @@
+"""Helpers of the training loop (``arbitrary_style.trainer``): devices and hosts, logging."""

@@ -1,0 +1,152 @@
+"""What a training run shows: TensorBoard events, console progress, image grids.
+
+Only process 0 writes (style.md point 10); the other processes get a writer
+that does nothing, so the loop needs no ``if process_index == 0`` branches.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+
+class NullWriter:
+    """Writes nothing (processes other than 0, or ``train.tensorboard=False``)."""
+
+    def scalars(self, step: int, values: Mapping[str, float]) -> None:
+        pass
+
+    def image(self, step: int, name: str, image: np.ndarray) -> None:
+        pass
+
+    def text(self, step: int, name: str, text: str) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class TensorBoardWriter(NullWriter):
+    """TensorBoard event files through ``flax.metrics.tensorboard`` (tf.summary).
+
+    TensorFlow is imported here, lazily, so that runs without TensorBoard
+    (tests, other processes) do not pay its import time.
+    """
+
+    def __init__(self, logdir: str | Path):
+        from flax.metrics import tensorboard
+
+        self._writer = tensorboard.SummaryWriter(str(logdir))
+
+    def scalars(self, step: int, values: Mapping[str, float]) -> None:
+        for name, value in values.items():
+            self._writer.scalar(name, float(value), step)
+
+    def image(self, step: int, name: str, image: np.ndarray) -> None:
+        self._writer.image(name, image, step)
+
+    def text(self, step: int, name: str, text: str) -> None:
+        self._writer.text(name, text, step)
+
+    def flush(self) -> None:
+        self._writer.flush()
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+def make_writer(workdir: str | Path, *, enabled: bool, is_chief: bool) -> NullWriter:
+    if enabled and is_chief:
+        return TensorBoardWriter(Path(workdir) / "tensorboard")
+    return NullWriter()
+
+
+def image_grid(columns: list[np.ndarray], *, pad: int = 2) -> np.ndarray:
+    """Rows of samples, one column per kind: [B,H,W,3] arrays in [0, 1] -> uint8 HxWx3.
+
+    Images of a column may differ in size from another column's (the style
+    images do); every cell is padded to the largest.
+    """
+    batch = columns[0].shape[0]
+    cell_h = max(c.shape[1] for c in columns)
+    cell_w = max(c.shape[2] for c in columns)
+    grid = np.ones(
+        (batch * (cell_h + pad) + pad, len(columns) * (cell_w + pad) + pad, 3), np.float32
+    )
+    for j, column in enumerate(columns):
+        column = np.clip(np.asarray(column, np.float32), 0.0, 1.0)
+        for i in range(batch):
+            img = column[i]
+            y = pad + i * (cell_h + pad)
+            x = pad + j * (cell_w + pad)
+            grid[y : y + img.shape[0], x : x + img.shape[1]] = img
+    return np.round(grid * 255).astype(np.uint8)
+
+
+class Progress:
+    """Steps/s, images/s and an ETA that leave compilation out.
+
+    The clock starts when the first step has finished (it includes the
+    compile), so rates and the ETA measure training only.
+    """
+
+    def __init__(self, *, first_step: int, num_steps: int, batch_size: int):
+        self.num_steps = num_steps
+        self.batch_size = batch_size
+        self.start_step: int | None = None
+        self.start_time: float | None = None
+        self.last_step = first_step
+        self.last_time = time.perf_counter()
+        self.compile_started = time.perf_counter()
+        self.compile_seconds: float | None = None
+
+    def first_step_done(self, step: int) -> None:
+        """Call once the first step's results are on the host (after compiling)."""
+        now = time.perf_counter()
+        self.compile_seconds = now - self.compile_started
+        self.start_step, self.start_time = step, now
+        self.last_step, self.last_time = step, now
+
+    def rates(self, step: int) -> dict[str, float]:
+        """Rates since the previous call, for TensorBoard."""
+        now = time.perf_counter()
+        steps = step - self.last_step
+        seconds = max(now - self.last_time, 1e-9)
+        self.last_step, self.last_time = step, now
+        if steps <= 0:
+            return {}
+        return {"steps_per_sec": steps / seconds, "images_per_sec": steps * self.batch_size / seconds}
+
+    def eta_seconds(self, step: int) -> float:
+        if self.start_time is None or step <= self.start_step:
+            return math.nan
+        rate = (step - self.start_step) / (time.perf_counter() - self.start_time)
+        return (self.num_steps - step) / rate
+
+    def line(self, step: int, loss: float, rates: Mapping[str, float]) -> str:
+        eta = self.eta_seconds(step)
+        eta_text = "?" if math.isnan(eta) else format_seconds(eta)
+        sps = rates.get("steps_per_sec", math.nan)
+        return (
+            f"step {step}/{self.num_steps}  loss {loss:.5g}  {sps:.3g} steps/s  "
+            f"{rates.get('images_per_sec', math.nan):.3g} images/s  ETA {eta_text}"
+        )
+
+
+def format_seconds(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def log(message: str) -> None:
+    """Console output (stdout, flushed: progress must show under pipes too)."""
+    print(message, flush=True)

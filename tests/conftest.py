@@ -1,0 +1,78 @@
+"""Shared test helpers: a fake, deterministic data source and small train configs.
+
+The fake source honours the data contract of ``arbitrary_style.data``
+(``train_batches(config, *, start_step, process_index, process_count)``: batch
+k is a function of (config.seed, k); process p gets rows [p*b, (p+1)*b)) with
+fixed image sizes, so that trainer tests need no TensorFlow and compile once.
+Subprocess tests import this module by path (``sys.path`` += tests/).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import pathlib
+
+import numpy as np
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+FAKE_NUM_STYLES = 3
+
+
+def fake_num_styles(config) -> int:
+    return config.model.num_styles if config.model.num_styles > 0 else FAKE_NUM_STYLES
+
+
+def fake_global_batch(config, step: int) -> dict[str, np.ndarray]:
+    size = config.data.image_size
+    batch = config.train.batch_size
+    rng = np.random.default_rng([config.seed, step])
+    out = {
+        "content": rng.random((batch, size, size, 3), dtype=np.float32),
+        "style": rng.random((batch, size, size, 3), dtype=np.float32),
+        "style_id": rng.integers(0, fake_num_styles(config), batch).astype(np.int32),
+    }
+    # Smooth the images a little so that the losses are not pure noise.
+    for key in ("content", "style"):
+        out[key] = (out[key] + np.roll(out[key], 1, axis=1) + np.roll(out[key], 1, axis=2)) / 3
+    return out
+
+
+def fake_train_batches(config, *, start_step=0, process_index=0, process_count=1):
+    local = config.train.batch_size // process_count
+    step = start_step
+    while True:
+        batch = fake_global_batch(config, step)
+        yield {k: v[process_index * local : (process_index + 1) * local] for k, v in batch.items()}
+        step += 1
+
+
+def install_fake_data(setattr_fn=None):
+    """Points the data module's two entry points at the fakes."""
+    from arbitrary_style import data
+
+    if setattr_fn is None:
+        data.train_batches = fake_train_batches
+        data.num_styles = fake_num_styles
+    else:
+        setattr_fn(data, "train_batches", fake_train_batches)
+        setattr_fn(data, "num_styles", fake_num_styles)
+
+
+@pytest.fixture
+def fake_data(monkeypatch):
+    install_fake_data(monkeypatch.setattr)
+
+
+def load_config(name: str, arg: str | None = "smoke", **train):
+    """configs/<name>.py's variant with ``config.train`` fields overridden."""
+    path = ROOT / "configs" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"config_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = module.get_config(arg)
+    # Quiet, fast defaults for tests; each test states what it needs.
+    defaults = dict(tensorboard=False, image_every=0, log_every=1000, checkpoint_every=1000)
+    for key, value in (defaults | train).items():
+        setattr(config.train, key, value)
+    return config
