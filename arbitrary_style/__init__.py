@@ -2,3 +2,14 @@
 al. 2017) neural style transfer in JAX and Flax NNX."""
 
 __version__ = "0.1.0"
+
+__all__ = ["Stylizer"]
+
+
+def __getattr__(name):
+    # Lazy: `import arbitrary_style` stays light (no JAX until the API is used).
+    if name == "Stylizer":
+        from arbitrary_style.stylizer import Stylizer
+
+        return Stylizer
+    raise AttributeError(f"module 'arbitrary_style' has no attribute {name!r}")
