@@ -41,6 +41,10 @@ def data_config() -> ml_collections.ConfigDict:
             style_augment=True,  # brightness/saturation/hue jitter + flips
             style_random_crop=True,  # random shorter side in [S+2, S+200) + random crop
             style_random_size=True,  # one random square size in [128, 300) per batch
+            # True: colour jitter on the decoded image, before resizing (the
+            # reference). False: on the crop, ~5x cheaper per style image (see
+            # experiments/benchmarks/README.md), nearly the same distribution.
+            style_augment_before_resize=True,
             image_folder=ml_collections.ConfigDict(
                 dict(
                     style_dir="",  # training styles (N-style: one style per image)

@@ -129,7 +129,12 @@ def _is_nstyle(config) -> bool:
 
 
 def train_batches(
-    config, *, start_step: int = 0, process_index: int = 0, process_count: int = 1
+    config,
+    *,
+    start_step: int = 0,
+    process_index: int = 0,
+    process_count: int = 1,
+    parts: tuple[str, ...] = ("content", "style"),
 ) -> Batches:
     """This process's part of every global training batch, from ``start_step`` on.
 
@@ -146,7 +151,12 @@ def train_batches(
 
     b = config.train.batch_size // process_count. Batch k depends only on
     (config.seed, k): ``start_step=k`` yields the same batches as skipping k.
+    ``parts=('style',)`` or ``('content',)`` builds one half alone (the
+    input-pipeline benchmark times them separately); 'style_id' comes with
+    'style'.
     """
+    if not parts or set(parts) - {"content", "style"}:
+        raise ValueError(f"parts must be a non-empty subset of ('content', 'style'), got {parts}")
     tf = _tf()
     local = _check_batch(config, process_index, process_count)
     global_batch = int(config.train.batch_size)
@@ -160,8 +170,13 @@ def train_batches(
     style_min_side = size + preprocess.RESIZE_EXTRA_MAX if draft else None
     content_min_side = size + preprocess.RESIZE_EXTRA_MIN if draft else None
 
-    content_sources, content_w = sources_lib.make_sources(config, "content")
-    if nstyle:
+    want_content, want_style = "content" in parts, "style" in parts
+    content_sources, content_w = (
+        sources_lib.make_sources(config, "content") if want_content else ([], None)
+    )
+    if not want_style:
+        style_sources, style_w = [], None
+    elif nstyle:
         style_table = tf.constant(_nstyle_style_table(config))
         style_sources, style_w = [], None
     else:
@@ -182,8 +197,8 @@ def train_batches(
         content_ds = counter.map(
             _indexed_loader(content_sources, content_w, seed, "content", skip_log, content_min_side),
             num_parallel_calls=calls,
-        )
-        if not nstyle:
+        ) if want_content else counter
+        if want_style and not nstyle:
             style_ds = counter.map(
                 _indexed_loader(style_sources, style_w, seed, "style", skip_log, style_min_side),
                 num_parallel_calls=calls,
@@ -192,21 +207,24 @@ def train_batches(
         content_ds = _stream(
             content_sources, content_w, seed, "content", skip_log, content_min_side,
             process_index, process_count, start, local, config, calls,
-        )
-        if not nstyle:
+        ) if want_content else counter
+        if want_style and not nstyle:
             style_ds = _stream(
                 style_sources, style_w, seed, "style", skip_log, style_min_side,
                 process_index, process_count, start, local, config, calls,
             )
-    if nstyle:
+    if nstyle or not want_style:
         style_ds = counter
 
-    content_ds = content_ds.map(
-        lambda e: {"step": e["step"], "index": e["index"],
-                   "content": preprocess.preprocess_content(e["image"], size)},
-        num_parallel_calls=calls,
-    )
-    if nstyle:
+    if want_content:
+        content_ds = content_ds.map(
+            lambda e: {"step": e["step"], "index": e["index"],
+                       "content": preprocess.preprocess_content(e["image"], size)},
+            num_parallel_calls=calls,
+        )
+    if not want_style:
+        pass
+    elif nstyle:
         num = int(style_table.shape[0])
 
         def nstyle_map(e):
@@ -221,33 +239,40 @@ def train_batches(
         style_pair = _seed_pair(seed, "style")
         augment = bool(config.data.style_augment)
         random_crop = bool(config.data.style_random_crop)
+        augment_first = bool(config.data.get("style_augment_before_resize", True))
 
         def style_map(e):
             example_seed = tf.stack([tf.constant(style_pair, tf.int64), e["index"]])
             style = preprocess.preprocess_style(
-                e["image"], size, example_seed, augment=augment, random_crop=random_crop
+                e["image"], size, example_seed, augment=augment, random_crop=random_crop,
+                augment_first=augment_first,
             )
             return {"style": style, "style_id": e["style_id"]}
 
         style_ds = style_ds.map(style_map, num_parallel_calls=calls)
 
-    ds = tf.data.Dataset.zip(content_ds, style_ds).map(lambda c, s: {**c, **s})
+    if want_style:
+        ds = tf.data.Dataset.zip(content_ds, style_ds).map(lambda c, s: {**c, **s})
+    else:
+        ds = content_ds
     ds = ds.batch(local, drop_remainder=True)
     random_size = bool(config.data.style_random_size) and not nstyle
     size_pair = _seed_pair(seed, "size")
 
     def finish(batch):
-        style = batch["style"]
-        if random_size:
-            side = preprocess.random_batch_size(
-                tf.stack([tf.constant(size_pair, tf.int64), batch["step"][0]])
-            )
-            style = preprocess.resize_batch(style, side)
-        return {
-            "content": tf.cast(batch["content"], tf.float32),
-            "style": tf.cast(style, tf.float32),
-            "style_id": tf.cast(batch["style_id"], tf.int32),
-        }
+        out = {}
+        if want_content:
+            out["content"] = tf.cast(batch["content"], tf.float32)
+        if want_style:
+            style = batch["style"]
+            if random_size:
+                side = preprocess.random_batch_size(
+                    tf.stack([tf.constant(size_pair, tf.int64), batch["step"][0]])
+                )
+                style = preprocess.resize_batch(style, side)
+            out["style"] = tf.cast(style, tf.float32)
+            out["style_id"] = tf.cast(batch["style_id"], tf.int32)
+        return out
 
     ds = ds.map(finish, num_parallel_calls=calls)
     options = tf.data.Options()

@@ -117,7 +117,10 @@ def apply_augmentation(image, params: AugmentParams):
     return image
 
 
-def preprocess_style(image, size: int, seed, *, augment: bool = True, random_crop: bool = True):
+def preprocess_style(
+    image, size: int, seed, *, augment: bool = True, random_crop: bool = True,
+    augment_first: bool = True,
+):
     """uint8 [H, W, 3] -> float32 [size, size, 3] in [0, 1] (reference style path).
 
     Args:
@@ -127,10 +130,15 @@ def preprocess_style(image, size: int, seed, *, augment: bool = True, random_cro
       augment: colour jitter and flips (off in the small-dataset recipe).
       random_crop: shorter side to a random size in [size+2, size+200) and a
         random crop; False: shorter side to size+2 and a centre crop.
+      augment_first: True (the reference) jitters the decoded image before
+        resizing; False jitters the size x size crop instead, which is several
+        times cheaper for large images (the colour ops dominate the style
+        pipeline's cost) and differs only where resizing averages pixels that
+        the jitter clipped differently. Same parameters either way.
     """
     tf = _tf()
     seeds = _split(seed, 3)
-    if augment:
+    if augment and augment_first:
         image = apply_augmentation(image, augment_params(seeds[0]))
     if random_crop:
         shorter = tf.random.stateless_uniform(
@@ -144,6 +152,10 @@ def preprocess_style(image, size: int, seed, *, augment: bool = True, random_cro
         image = tf.image.stateless_random_crop(image, [size, size, 3], seed=seeds[2])
     else:
         image = center_crop(resize_shorter_side(image, size + RESIZE_EXTRA_MIN), size)
+    if augment and not augment_first:
+        # Back to uint8 so the adjust_* ops saturate exactly as on the original.
+        image = tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
+        image = tf.cast(apply_augmentation(image, augment_params(seeds[0])), tf.float32)
     return tf.clip_by_value(image / 255.0, 0.0, 1.0)
 
 

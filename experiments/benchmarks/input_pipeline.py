@@ -1,0 +1,143 @@
+r"""Input-pipeline throughput: images/s per CPU core, style and content, at 256 px.
+
+    .venv/bin/python experiments/benchmarks/input_pipeline.py --source=folder
+
+Times ``arbitrary_style.data.train_batches(..., parts=('style',))`` and
+``parts=('content',)`` separately, after a warm-up, with the paper's
+preprocessing (reference-model.md §4: style augmentation, random resize and
+crop, per-batch random size; content resize and centre crop).
+
+--source=folder (default): the demo images written as JPEG files to a
+  temporary image folder, so decoding (Pillow) is timed too. Content: the 8
+  scikit-image photos at their own sizes (300 to 1411 px). Styles: the 24
+  generated training styles upscaled to 768 px, closer to paintings than
+  their native 256 px.
+--source=demo: the in-memory demo arrays (no decoding).
+
+Prints a summary with the machine (lscpu model name, cores visible to the
+process), library versions and the date, then one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+from PIL import Image
+
+from arbitrary_style.config import base_config
+from arbitrary_style.data import demo, train_batches
+
+
+def _cpu_model() -> str:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+        for line in out.splitlines():
+            if line.startswith("Model name:"):
+                return line.split(":", 1)[1].strip()
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    return platform.processor() or "unknown"
+
+
+def _write_folder(root: str) -> tuple[str, str]:
+    content_dir, style_dir = os.path.join(root, "content"), os.path.join(root, "style")
+    os.makedirs(content_dir)
+    os.makedirs(style_dir)
+    for name, image in zip(demo.CONTENT_NAMES, demo.content_images()):
+        Image.fromarray(image).save(os.path.join(content_dir, f"{name}.jpg"), quality=90)
+    for k, image in enumerate(demo.style_images("train")):
+        big = Image.fromarray(image).resize((768, 768), Image.BICUBIC)
+        big.save(os.path.join(style_dir, f"style_{k:02d}.jpg"), quality=90)
+    return content_dir, style_dir
+
+
+def _time(config, part: str, batches: int, warmup: int) -> float:
+    iterator = train_batches(config, parts=(part,))
+    for _ in range(warmup):
+        next(iterator)
+    start = time.perf_counter()
+    for _ in range(batches):
+        next(iterator)
+    elapsed = time.perf_counter() - start
+    return batches * int(config.train.batch_size) / elapsed
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--source", choices=("folder", "demo"), default="folder")
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--batches", type=int, default=40)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument(
+        "--augment_after_crop", action="store_true",
+        help="config.data.style_augment_before_resize=False (cheaper colour jitter)",
+    )
+    args = parser.parse_args(argv)
+
+    config = base_config()
+    config.train.batch_size = args.batch
+    config.data.image_size = args.size
+    config.data.style_augment_before_resize = not args.augment_after_crop
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    with tempfile.TemporaryDirectory() as root:
+        if args.source == "folder":
+            content_dir, style_dir = _write_folder(root)
+            config.data.style_sources = ("image_folder",)
+            config.data.content_sources = ("image_folder",)
+            config.data.image_folder.style_dir = style_dir
+            config.data.image_folder.content_dir = content_dir
+        else:
+            config.data.style_sources = ("demo",)
+            config.data.content_sources = ("demo",)
+        load_before = os.getloadavg()[0]
+        style = _time(config, "style", args.batches, args.warmup)
+        content = _time(config, "content", args.batches, args.warmup)
+        load_after = os.getloadavg()[0]
+
+    import PIL
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+
+    result = {
+        "source": args.source,
+        "size": args.size,
+        "batch": args.batch,
+        "batches_timed": args.batches,
+        "style_augment_before_resize": not args.augment_after_crop,
+        "style_images_per_s": round(style, 1),
+        "content_images_per_s": round(content, 1),
+        "cores": cores,
+        "style_images_per_s_per_core": round(style / cores, 1),
+        "content_images_per_s_per_core": round(content / cores, 1),
+        "cpu": _cpu_model(),
+        "load_average_1min": [round(load_before, 2), round(load_after, 2)],
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "tensorflow_datasets": tfds.__version__,
+        "pillow": PIL.__version__,
+        "numpy": np.__version__,
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": " ".join([os.path.basename(sys.executable), *sys.argv]),
+    }
+    print(
+        f"{args.source} data, {args.size} px, batch {args.batch}, {cores} cores ({result['cpu']}):\n"
+        f"  style   {style:8.1f} images/s = {style / cores:7.1f} per core\n"
+        f"  content {content:8.1f} images/s = {content / cores:7.1f} per core\n"
+        f"  1-min load average before/after: {load_before:.2f}/{load_after:.2f}"
+    )
+    print(json.dumps(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()
