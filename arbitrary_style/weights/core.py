@@ -108,7 +108,7 @@ def module_variables(module: nnx.Module) -> dict[str, nnx.Variable]:
 
 
 def _shape_of(variable: nnx.Variable) -> tuple[int, ...]:
-    return tuple(variable.value.shape)
+    return tuple(variable.get_value().shape)
 
 
 def _listing(title: str, items: Iterable[str]) -> list[str]:
@@ -168,5 +168,5 @@ def load_into(
     for target, name in targets.items():
         variable = variables[target]
         array = np.asarray(source.read(name))
-        variable.value = jnp.asarray(array, dtype=variable.value.dtype)
+        variable.set_value(jnp.asarray(array, dtype=variable.get_value().dtype))
     return LoadReport(source.description, len(targets), tuple(skipped))

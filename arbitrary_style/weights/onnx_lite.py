@@ -126,7 +126,9 @@ def _scope(weight_name: str) -> str:
     for suffix in ("/depthwise_weights_dequant", "/weights_dequant", "/depthwise_weights", "/weights"):
         if weight_name.endswith(suffix):
             return weight_name[: -len(suffix)]
-    raise WeightsFormatError(f"conv weight {weight_name!r} is not named '<scope>/weights'")
+    # Not a TF scope (another model's graph): keep the name as it is, so that
+    # the name check reports it as unexpected next to everything missing.
+    return weight_name
 
 
 def conv_arrays(model, description: str) -> dict[str, np.ndarray]:
