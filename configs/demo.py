@@ -28,6 +28,10 @@ def get_config(arg: str | None = None):
     config.data.style_sources = ("demo",)
     config.data.content_sources = ("demo",)
     config.data.image_size = 128
+    # One style size (not a random one in [128, 300) per batch): every new
+    # style shape compiles the train step again, which on a CPU would take
+    # most of the demo's 10 minutes.
+    config.data.style_random_size = False
     return select_variant(config, arg, {"smoke": _smoke})
 
 

@@ -30,3 +30,7 @@ def _smoke(config):
     # Random init: tests download nothing.
     config.weights.predictor_init = ""
     config.weights.loss_network = ""
+    # The embedded demo data: smoke runs read no dataset.
+    config.data.style_sources = ("demo",)
+    config.data.content_sources = ("demo",)
+    config.data.style_random_size = False  # one compiled step shape
