@@ -31,7 +31,7 @@ from arbitrary_style.weights.core import (
     WeightsMismatchError,
     load_into,
 )
-from arbitrary_style.weights.download import (
+from arbitrary_style.weights.cache import (
     FILES,
     cache_dir,
     download,

