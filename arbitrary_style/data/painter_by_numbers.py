@@ -3,6 +3,9 @@
 Importing this module registers the builder as ``painter_by_numbers`` with
 TFDS; ``sources.py`` imports it only when the source is used.
 
+Prepare once with ``python -m arbitrary_style.data.prepare painter_by_numbers
+--manual_dir=DIR [--data_dir=DIR]`` (training also prepares it on first use).
+
 Manual download (Kaggle needs an account and the competition's rules
 accepted): ``train.zip`` (or the extracted ``train/`` folder), ``test.zip``
 (or ``test/``) and ``all_data_info.csv``, all in the TFDS manual directory.
@@ -202,4 +205,5 @@ def normalise_image(data: bytes) -> bytes:
     out = io.BytesIO()
     image.save(out, format="JPEG", quality=95)
     return out.getvalue()
+
 
