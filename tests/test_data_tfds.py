@@ -188,3 +188,22 @@ def test_dtd_through_tfds_mock_data(tmp_path):
     assert observed.shape == unobserved.shape == (6, 16, 16, 3)
     splits = {s for _, s in requested}
     assert "train" in splits and "test" in splits  # DTD's own train/test partition
+
+
+def test_mixing_a_tfds_source_with_an_indexed_one(pbn_dirs):
+    manual, data_dir, _ = pbn_dirs
+    config = _pbn_config(data_dir, manual)
+    config.data.style_sources = ("painter_by_numbers", "demo")
+    config.data.style_weights = (1.0, 1.0)
+    batches = data.train_batches(config)
+    ids = np.concatenate([next(batches)["style_id"] for _ in range(10)])
+    assert (ids == -1).any()  # from PBN (streamed, no index)
+    demo_ids = ids[ids >= 0]
+    assert len(demo_ids) and demo_ids.min() >= 3  # after PBN's 3 images
+    resumed = next(data.train_batches(config, start_step=4))
+    again = data.train_batches(config)
+    for _ in range(4):
+        next(again)
+    fifth = next(again)
+    for key in resumed:
+        np.testing.assert_array_equal(resumed[key], fifth[key])

@@ -182,9 +182,6 @@ def train_batches(
     else:
         style_sources, style_w = sources_lib.make_sources(config, "style")
 
-    all_indexed = all(
-        isinstance(s, sources_lib.IndexedSource) for s in [*content_sources, *style_sources]
-    )
     start = int(start_step) * local
 
     def global_index(c):
@@ -193,28 +190,21 @@ def train_batches(
 
     # Example counter of this process -> (step, global example index).
     counter = tf.data.Dataset.range(start, _MAX_INDEX).map(global_index)
-    if all_indexed:
-        content_ds = counter.map(
-            _indexed_loader(content_sources, content_w, seed, "content", skip_log, content_min_side),
-            num_parallel_calls=calls,
-        ) if want_content else counter
-        if want_style and not nstyle:
-            style_ds = counter.map(
-                _indexed_loader(style_sources, style_w, seed, "style", skip_log, style_min_side),
-                num_parallel_calls=calls,
-            )
-    else:
-        content_ds = _stream(
-            content_sources, content_w, seed, "content", skip_log, content_min_side,
-            process_index, process_count, start, local, config, calls,
-        ) if want_content else counter
-        if want_style and not nstyle:
-            style_ds = _stream(
-                style_sources, style_w, seed, "style", skip_log, style_min_side,
-                process_index, process_count, start, local, config, calls,
-            )
-    if nstyle or not want_style:
-        style_ds = counter
+
+    def examples(sources, weights, role, min_side):
+        """{step, index, image (uint8), style_id} for one role."""
+        if all(isinstance(s, sources_lib.IndexedSource) for s in sources):
+            loader = _indexed_loader(sources, weights, seed, role, skip_log, min_side)
+            return counter.map(loader, num_parallel_calls=calls)
+        return _stream(sources, weights, seed, role, skip_log, min_side,
+                       process_index, process_count, start, local, config, calls)
+
+    content_ds = counter
+    if want_content:
+        content_ds = examples(content_sources, content_w, "content", content_min_side)
+    style_ds = counter
+    if want_style and not nstyle:
+        style_ds = examples(style_sources, style_w, "style", style_min_side)
 
     if want_content:
         content_ds = content_ds.map(
@@ -222,9 +212,7 @@ def train_batches(
                        "content": preprocess.preprocess_content(e["image"], size)},
             num_parallel_calls=calls,
         )
-    if not want_style:
-        pass
-    elif nstyle:
+    if want_style and nstyle:
         num = int(style_table.shape[0])
 
         def nstyle_map(e):
@@ -235,7 +223,7 @@ def train_batches(
             return {"style": tf.gather(style_table, sid), "style_id": sid}
 
         style_ds = style_ds.map(nstyle_map, num_parallel_calls=calls)
-    else:
+    elif want_style:
         style_pair = _seed_pair(seed, "style")
         augment = bool(config.data.style_augment)
         random_crop = bool(config.data.style_random_crop)
@@ -302,6 +290,9 @@ def _stream(sources, weights, seed, role, skip_log, min_side,
     tf = _tf()
     role_pair = _seed_pair(seed, role)
     raw = []
+    # Style ids count the sources' images in config order (TFDS ones: -1).
+    sizes = [len(s) if isinstance(s, sources_lib.IndexedSource) else s.size() for s in sources]
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     indexers = {}
     for k, source in enumerate(sources):
         if isinstance(source, sources_lib.IndexedSource):
@@ -333,7 +324,7 @@ def _stream(sources, weights, seed, role, skip_log, min_side,
         k = int(k)
         if k in indexers:
             image, sid = indexers[k].load(int(index), 0)
-            return image, sid, True
+            return image, np.int32(sid + offsets[k]), True
         try:
             return decode_lib.decode_image(bytes(data), min_side=min_side), np.int32(-1), True
         except decode_lib.UnreadableImage as e:
