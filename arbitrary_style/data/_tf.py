@@ -9,6 +9,8 @@ tf.data guides for JAX say the same). Importing TF lazily also keeps
 from __future__ import annotations
 
 import functools
+import logging
+import sys
 
 
 @functools.cache
@@ -19,9 +21,12 @@ def tf():
     try:
         tf_module.config.set_visible_devices([], "GPU")
     except RuntimeError:
-        # TF was already initialised by someone else: its devices can no longer
-        # change. Nothing to do; whoever imported it first decided.
-        pass
+        # TF was initialised before us: its devices can no longer change.
+        if tf_module.config.get_visible_devices("GPU"):
+            logging.getLogger(__name__).warning(
+                "TensorFlow was initialised before the data pipeline and sees GPUs; "
+                "call tf.config.set_visible_devices([], 'GPU') first so JAX keeps them"
+            )
     return tf_module
 
 
@@ -29,6 +34,22 @@ def tf():
 def tfds():
     """Returns ``tensorflow_datasets`` after hiding GPUs from TF."""
     tf()
+    _provide_importlib_resources()
     import tensorflow_datasets as tfds_module
 
     return tfds_module
+
+
+def _provide_importlib_resources():
+    """tensorflow-datasets 4.9.10 imports the ``importlib_resources`` backport
+    (for ``importlib_resources.abc.Traversable`` when it builds a dataset), but
+    etils (1.15 here) no longer installs it. The standard library's
+    ``importlib.resources`` (Python >= 3.11) has the same class, so stand it in
+    when the backport is absent."""
+    try:
+        import importlib_resources  # noqa: F401
+    except ImportError:
+        import importlib.resources
+        import importlib.resources.abc  # noqa: F401
+
+        sys.modules.setdefault("importlib_resources", importlib.resources)
