@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,8 @@ from arbitrary_style.training import observe, parallel
 State = dict[str, Any]
 # Fields of the train state that a checkpoint holds (besides the model).
 TRAIN_ITEM_FIELDS = ("step", "opt_state")
+# One JSON line per log step (process 0): what TensorBoard shows, for scripts.
+METRICS_FILE = "metrics.jsonl"
 
 
 # ---------------------------------------------------------------------------
@@ -212,7 +215,9 @@ def make_train_step(
     """
 
     def loss_fn(params, batch_stats, frozen, loss_network_state, batch):
-        model = nnx.merge(graphdef, params, batch_stats, frozen)
+        # copy=True: fresh Variables at this trace level, which batch norm may
+        # then update (the inputs' Variables belong to the outer jit trace).
+        model = nnx.merge(graphdef, params, batch_stats, frozen, copy=True)
         stylized = stylize(model, batch, train=True)
         loss_network = nnx.merge(loss_graphdef, loss_network_state)
         terms = losses.style_transfer_losses(
@@ -392,7 +397,9 @@ def make_preview(run: Run) -> Callable:
     """
 
     def preview(state, batch):
-        model = nnx.merge(run.graphdef, state["params"], state["batch_stats"], state["frozen"])
+        model = nnx.merge(
+            run.graphdef, state["params"], state["batch_stats"], state["frozen"], copy=True
+        )
         return stylize(model, batch, train=True)
 
     return jax.jit(preview)
@@ -504,6 +511,8 @@ def train_and_evaluate(
                     | {f"train/{k}": v for k, v in rates.items()},
                 )
                 say(progress.line(done, last_metrics["total"], rates))
+                if is_chief:
+                    _append_jsonl(workdir / METRICS_FILE, {"step": done, **last_metrics, **rates})
                 if tc.print_loss_breakdown:
                     say(losses.format_breakdown(last_metrics))
             if preview is not None and (done % tc.image_every == 0 or last):
@@ -511,14 +520,14 @@ def train_and_evaluate(
                 # Gathers the global arrays to every host; only process 0 writes.
                 cols = [_gather(batch["content"]), _gather(batch["style"]), _gather(stylized)]
                 writer.image(done, "train/content_style_stylized", observe.image_grid(cols)[None])
-            if mngr.should_save(done) or last:
+            if done % tc.checkpoint_every == 0 or last:
                 check_guard(state, run.term_names, last_saved)
                 checkpoints.save(
                     mngr,
                     done,
                     model_state(state),
                     {k: state[k] for k in TRAIN_ITEM_FIELDS},
-                    force=last,
+                    force=True,  # the interval is decided here, not by orbax's policy
                 )
                 last_saved = done
             maybe_evaluate(config, eval_fn, run, state, done, writer)
@@ -530,6 +539,11 @@ def train_and_evaluate(
         writer.flush()
         writer.close()
     return state, last_metrics
+
+
+def _append_jsonl(path: Path, record: Mapping[str, float]) -> None:
+    with path.open("a") as f:
+        f.write(json.dumps(record) + "\n")
 
 
 def _gather(x: jax.Array) -> np.ndarray:

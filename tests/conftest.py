@@ -10,7 +10,11 @@ Subprocess tests import this module by path (``sys.path`` += tests/).
 from __future__ import annotations
 
 import importlib.util
+import os
 import pathlib
+import subprocess
+import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -76,3 +80,35 @@ def load_config(name: str, arg: str | None = "smoke", **train):
     for key, value in (defaults | train).items():
         setattr(config.train, key, value)
     return config
+
+
+# Compiled executables are shared by the tests' processes and runs (most tests
+# compile the same smoke step): JAX's persistent compilation cache, keyed by
+# the program, so a hit is the same executable a fresh compile would give.
+COMPILATION_CACHE = pathlib.Path(tempfile.gettempdir()) / "arbitrary-style-tests-jax-cache"
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(COMPILATION_CACHE))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """Environment of a test subprocess: the repo importable, tests/ too."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "tests"), env.get("PYTHONPATH", "")])
+    env.update(extra)
+    return env
+
+
+def run_python(code: str, *, timeout: float = 300, **env: str) -> subprocess.CompletedProcess:
+    """Runs ``code`` in a fresh interpreter (cwd: the repo); raises with its output on failure."""
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=subprocess_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if result.returncode:
+        raise AssertionError(f"subprocess failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result

@@ -1,0 +1,34 @@
+r"""Trains a style model: flags, then ``trainer.train_and_evaluate``.
+
+    python -m arbitrary_style.train --config=configs/pbn_dtd.py --workdir=DIR
+    python -m arbitrary_style.train --config=configs/demo.py:smoke --workdir=DIR \
+        --config.train.num_steps=10
+
+The run resumes from DIR's latest checkpoint when there is one. Multi-host:
+set ``JAX_COORDINATOR_ADDRESS``, ``JAX_NUM_PROCESSES`` and ``JAX_PROCESS_ID``
+on every host (or run under a cluster manager JAX detects); every host then
+reads its own share of each batch.
+"""
+
+from __future__ import annotations
+
+from absl import app, flags
+from ml_collections import config_flags
+
+from arbitrary_style import trainer
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Config file, optionally with ':variant'.", lock_config=True
+)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and config.json.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    trainer.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+
+
+if __name__ == "__main__":
+    app.run(main)
