@@ -223,3 +223,17 @@ def test_transformer_layout_matches_reference_table():
     ]
     assert [r.upsample for r in rows[13:]] == [True, True, False]
     assert rows[-1].kernel_size == 9 and rows[-1].features == 3
+
+
+@pytest.mark.parametrize(
+    "kernel, padding, cin, cout",
+    [(9, "REFLECT", 32, 3), (3, "SAME", 16, 8), ((1, 7), "SAME", 16, 4), ((7, 1), "SAME", 16, 4), (1, "VALID", 20, 6)],
+)
+def test_taps_convolution_equals_xla(kernel, padding, cin, cout):
+    x = jnp.asarray(np.random.default_rng(5).normal(size=(2, 13, 11, cin)), jnp.float32)
+    convs = {
+        impl: layers.Conv2d(cin, cout, kernel, padding=padding, implementation=impl, rngs=nnx.Rngs(0))
+        for impl in ("xla", "taps")
+    }
+    np.testing.assert_allclose(convs["taps"](x), convs["xla"](x), rtol=1e-4, atol=1e-5)
+    assert layers.Conv2d(3, 8, 3, stride=2, rngs=nnx.Rngs(0)).implementation == "xla"

@@ -32,6 +32,10 @@ SLIM_TO_NNX_LEAF = {
 }
 NNX_TO_SLIM_LEAF = {v: k for k, v in SLIM_TO_NNX_LEAF.items()}
 
+# Convolutions with fewer input channels (the 3-channel image layers) run
+# faster as XLA convolutions than as taps (experiments/benchmarks/README.md).
+TAPS_MIN_FEATURES = 16
+
 # Isotropic Gaussian N(0, 0.01) of the transfer network (Magenta
 # image_stylization/model.py `transform`: random_normal_initializer(0.0, 0.01)).
 transformer_init = nnx.initializers.normal(stddev=0.01)
@@ -81,6 +85,37 @@ def checkpoint_path(nnx_path: Sequence[str | int]) -> str:
     return "/".join([*scopes, NNX_TO_SLIM_LEAF.get(leaf, leaf)])
 
 
+def same_padding(kernel: int, stride: int, size: int) -> tuple[int, int]:
+    """TensorFlow's SAME padding (before, after) of one spatial dimension."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+def conv_by_taps(x: Array, weights: Array) -> Array:
+    """A stride-1 VALID convolution as one matmul followed by shifted sums.
+
+    ``z = x @ W`` maps every input pixel to its contribution to all kh*kw
+    output taps at once (a matmul with kh*kw*out columns, which XLA's CPU
+    backend runs near its matmul peak), then ``y[i, j] = sum_{dy,dx}
+    z[i + dy, j + dx, dy, dx]`` adds them up in one fused elementwise loop.
+    XLA's CPU convolution is slow for few output channels (the 9x9, 32->3
+    output layer of the transfer network ran ~6x slower as a convolution);
+    see experiments/benchmarks/README.md. Memory: z has kh*kw*out channels.
+    """
+    kh, kw, cin, cout = weights.shape
+    b, h, w, _ = x.shape
+    ho, wo = h - kh + 1, w - kw + 1
+    taps = weights.transpose(2, 0, 1, 3).reshape(cin, kh * kw * cout)
+    z = jnp.einsum("bhwc,cn->bhwn", x, taps).reshape(b, h, w, kh, kw, cout)
+    out = None
+    for dy in range(kh):
+        for dx in range(kw):
+            term = z[:, dy : dy + ho, dx : dx + wo, dy, dx]
+            out = term if out is None else out + term
+    return out
+
+
 def _pair(value: int | Sequence[int]) -> tuple[int, int]:
     if isinstance(value, int):
         return (value, value)
@@ -103,6 +138,11 @@ class Conv2d(nnx.Module):
       groups: 1, or ``in_features`` for a depthwise convolution.
       kernel_init: initializer of ``weights`` (HWIO).
       dtype: compute dtype (e.g. bfloat16); parameters stay float32.
+      implementation: 'xla' (lax.conv_general_dilated), 'taps'
+        (``conv_by_taps``; stride 1, not grouped) or 'auto': taps for stride-1
+        convolutions with at least ``TAPS_MIN_FEATURES`` input channels, where
+        it measured faster on CPU, XLA's convolution otherwise. Both compute
+        the same function (to float rounding).
     """
 
     def __init__(
@@ -119,9 +159,18 @@ class Conv2d(nnx.Module):
         groups: int = 1,
         kernel_init: nnx.Initializer = nnx.initializers.xavier_uniform(),
         dtype: jnp.dtype | None = None,
+        implementation: str = "auto",
         rngs: nnx.Rngs,
     ):
         kh, kw = _pair(kernel_size)
+        if implementation not in ("auto", "xla", "taps"):
+            raise ValueError(f"implementation must be auto, xla or taps, got {implementation!r}")
+        if implementation == "auto":
+            use_taps = stride == 1 and groups == 1 and in_features >= TAPS_MIN_FEATURES
+            implementation = "taps" if use_taps else "xla"
+        if implementation == "taps" and (stride != 1 or groups != 1):
+            raise ValueError("the taps implementation needs stride 1 and groups 1")
+        self.implementation = implementation
         if padding == "REFLECT" and (kh % 2 == 0 or kw % 2 == 0):
             raise ValueError(f"reflect padding needs an odd kernel, got {kh}x{kw}")
         self.kernel_size = (kh, kw)
@@ -159,14 +208,27 @@ class Conv2d(nnx.Module):
         weights = self.weights[...]
         if self.dtype is not None:
             x, weights = x.astype(self.dtype), weights.astype(self.dtype)
-        y = jax.lax.conv_general_dilated(
-            x,
-            weights,
-            window_strides=(self.stride, self.stride),
-            padding=padding,
-            dimension_numbers=("NHWC", "HWIO", "NHWC"),
-            feature_group_count=self.groups,
-        )
+        if self.implementation == "taps":
+            if padding == "SAME":
+                x = jnp.pad(
+                    x,
+                    (
+                        (0, 0),
+                        same_padding(kh, 1, x.shape[1]),
+                        same_padding(kw, 1, x.shape[2]),
+                        (0, 0),
+                    ),
+                )
+            y = conv_by_taps(x, weights)
+        else:
+            y = jax.lax.conv_general_dilated(
+                x,
+                weights,
+                window_strides=(self.stride, self.stride),
+                padding=padding,
+                dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                feature_group_count=self.groups,
+            )
         if self.biases is not None:
             y = y + self.biases[...].astype(y.dtype)
         return y
