@@ -60,6 +60,17 @@ def load_image(image) -> np.ndarray:
     return array.astype(np.float32)
 
 
+def save_image(image: np.ndarray, path: str | os.PathLike) -> None:
+    """Writes a float HxWx3 image in [0, 1] as 8-bit (rounded), format from the suffix."""
+    from pathlib import Path
+
+    from PIL import Image
+
+    array = np.clip(np.asarray(image, np.float32), 0.0, 1.0)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray((array * 255.0 + 0.5).astype(np.uint8)).save(path)
+
+
 def resize_shorter_side(image: np.ndarray, size: int) -> np.ndarray:
     """Aspect-preserving bilinear resize (antialiased) so that min(H, W) == size."""
     h, w = image.shape[:2]
@@ -120,6 +131,9 @@ class Stylizer:
         self._embed = jax.jit(lambda state, x: _embed(graphdef, state, x))
         self._norm_params = jax.jit(lambda state, e: _norm_params(graphdef, state, e))
         self._transfer = jax.jit(lambda state, c, e: _transfer(graphdef, state, c, e))
+
+    # An arbitrary model takes any style; N-style models have a fixed number.
+    num_styles = None
 
     def __repr__(self) -> str:
         return f"Stylizer({self.name}, bottleneck {self.bottleneck_dim})"

@@ -11,7 +11,13 @@ import pytest
 from PIL import Image
 
 import arbitrary_style
-from arbitrary_style.stylizer import Stylizer, _resize, pad_to_multiple, resize_shorter_side
+from arbitrary_style.stylizer import (
+    Stylizer,
+    _resize,
+    pad_to_multiple,
+    resize_shorter_side,
+    save_image,
+)
 
 
 @pytest.fixture(scope="module")
@@ -55,9 +61,13 @@ def test_image_kinds_agree(stylizer, tmp_path):
     path = tmp_path / "content.png"
     Image.fromarray(uint8).save(path)
     reference = stylizer.stylize(uint8, style)
+    assert stylizer.num_styles is None
     np.testing.assert_allclose(stylizer.stylize(path, style), reference, atol=1e-6)
     np.testing.assert_allclose(stylizer.stylize(Image.open(path), style), reference, atol=1e-6)
     np.testing.assert_allclose(stylizer.stylize(uint8 / 255.0, style), reference, atol=1e-5)
+    saved = tmp_path / "out" / "stylized.png"
+    save_image(reference, saved)
+    np.testing.assert_allclose(np.asarray(Image.open(saved)) / 255.0, reference, atol=0.5 / 255 + 1e-6)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         stylizer.stylize(content * 255.0, style)
     with pytest.raises(ValueError, match="HxWx3"):
