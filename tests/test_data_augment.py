@@ -118,3 +118,8 @@ def test_cheaper_order_jitters_the_crop_with_the_same_parameters():
     assert not np.allclose(after, plain)
     # Same crop, flips and colour parameters: close to the reference order.
     assert np.abs(after - before).mean() < 0.05
+
+
+def test_random_batch_size_with_a_step_has_few_shapes():
+    sizes = {int(preprocess.random_batch_size(tf.constant([2, i], tf.int64), 32)) for i in range(200)}
+    assert sizes == {128, 160, 192, 224, 256, 288}

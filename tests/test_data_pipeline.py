@@ -146,3 +146,9 @@ def test_style_sets_are_deterministic_and_disjoint():
     assert data.style_set(config, "observed").shape[0] == 5
     with pytest.raises(ValueError, match="'observed' or 'unobserved'"):
         data.style_set(config, "test")
+
+
+def test_style_size_step_limits_the_shapes():
+    config = _config(batch=2, size=16, style_augment=False, style_size_step=43)
+    sides = {b["style"].shape[1] for b in _take(data.train_batches(config), 12)}
+    assert sides <= {128, 171, 214, 257}

@@ -30,6 +30,13 @@ def tf():
     return tf_module
 
 
+def plain(fn):
+    """``fn`` for ``Dataset.map`` without AutoGraph: our map functions have no
+    tensor-dependent Python control flow, and AutoGraph's source parsing only
+    adds warnings (and fails on lambdas defined in some contexts)."""
+    return tf().autograph.experimental.do_not_convert(fn)
+
+
 @functools.cache
 def tfds():
     """Returns ``tensorflow_datasets`` after hiding GPUs from TF."""

@@ -41,6 +41,9 @@ def data_config() -> ml_collections.ConfigDict:
             style_augment=True,  # brightness/saturation/hue jitter + flips
             style_random_crop=True,  # random shorter side in [S+2, S+200) + random crop
             style_random_size=True,  # one random square size in [128, 300) per batch
+            # 1: any size (reference). k > 1: only 128, 128 + k, ... (< 300), so
+            # a jitted step compiles for ceil(172 / k) shapes, not 172.
+            style_size_step=1,
             # True: colour jitter on the decoded image, before resizing (the
             # reference). False: on the crop, ~5x cheaper per style image (see
             # experiments/benchmarks/README.md), nearly the same distribution.

@@ -34,6 +34,7 @@ import numpy as np
 from arbitrary_style.data import decode as decode_lib
 from arbitrary_style.data import preprocess
 from arbitrary_style.data import sources as sources_lib
+from arbitrary_style.data._tf import plain as _plain
 from arbitrary_style.data._tf import tf as _tf
 
 log = logging.getLogger(__name__)
@@ -189,13 +190,13 @@ def train_batches(
         return {"step": step, "index": step * global_batch + process_index * local + c % local}
 
     # Example counter of this process -> (step, global example index).
-    counter = tf.data.Dataset.range(start, _MAX_INDEX).map(global_index)
+    counter = tf.data.Dataset.range(start, _MAX_INDEX).map(_plain(global_index))
 
     def examples(sources, weights, role, min_side):
         """{step, index, image (uint8), style_id} for one role."""
         if all(isinstance(s, sources_lib.IndexedSource) for s in sources):
             loader = _indexed_loader(sources, weights, seed, role, skip_log, min_side)
-            return counter.map(loader, num_parallel_calls=calls)
+            return counter.map(_plain(loader), num_parallel_calls=calls)
         return _stream(sources, weights, seed, role, skip_log, min_side,
                        process_index, process_count, start, local, config, calls)
 
@@ -208,8 +209,8 @@ def train_batches(
 
     if want_content:
         content_ds = content_ds.map(
-            lambda e: {"step": e["step"], "index": e["index"],
-                       "content": preprocess.preprocess_content(e["image"], size)},
+            _plain(lambda e: {"step": e["step"], "index": e["index"],
+                              "content": preprocess.preprocess_content(e["image"], size)}),
             num_parallel_calls=calls,
         )
     if want_style and nstyle:
@@ -222,7 +223,7 @@ def train_batches(
             )
             return {"style": tf.gather(style_table, sid), "style_id": sid}
 
-        style_ds = style_ds.map(nstyle_map, num_parallel_calls=calls)
+        style_ds = style_ds.map(_plain(nstyle_map), num_parallel_calls=calls)
     elif want_style:
         style_pair = _seed_pair(seed, "style")
         augment = bool(config.data.style_augment)
@@ -237,14 +238,15 @@ def train_batches(
             )
             return {"style": style, "style_id": e["style_id"]}
 
-        style_ds = style_ds.map(style_map, num_parallel_calls=calls)
+        style_ds = style_ds.map(_plain(style_map), num_parallel_calls=calls)
 
     if want_style:
-        ds = tf.data.Dataset.zip(content_ds, style_ds).map(lambda c, s: {**c, **s})
+        ds = tf.data.Dataset.zip(content_ds, style_ds).map(_plain(lambda c, s: {**c, **s}))
     else:
         ds = content_ds
     ds = ds.batch(local, drop_remainder=True)
     random_size = bool(config.data.style_random_size) and not nstyle
+    size_step = max(1, int(config.data.get("style_size_step", 1)))
     size_pair = _seed_pair(seed, "size")
 
     def finish(batch):
@@ -255,14 +257,14 @@ def train_batches(
             style = batch["style"]
             if random_size:
                 side = preprocess.random_batch_size(
-                    tf.stack([tf.constant(size_pair, tf.int64), batch["step"][0]])
+                    tf.stack([tf.constant(size_pair, tf.int64), batch["step"][0]]), size_step
                 )
                 style = preprocess.resize_batch(style, side)
             out["style"] = tf.cast(style, tf.float32)
             out["style_id"] = tf.cast(batch["style_id"], tf.int32)
         return out
 
-    ds = ds.map(finish, num_parallel_calls=calls)
+    ds = ds.map(_plain(finish), num_parallel_calls=calls)
     options = tf.data.Options()
     options.deterministic = True
     ds = ds.with_options(options).prefetch(int(config.data.prefetch))
@@ -300,17 +302,17 @@ def _stream(sources, weights, seed, role, skip_log, min_side,
             indexers[k] = _Indexer([source], np.ones(1), seed=seed, role=role,
                                    skip_log=skip_log, min_side=min_side)
             ds = tf.data.Dataset.range(process_index, _MAX_INDEX, process_count).map(
-                lambda i, k=k: {"source": tf.constant(k, tf.int32), "index": i,
-                                "bytes": tf.constant(b""), "name": tf.constant("")}
+                _plain(lambda i, k=k: {"source": tf.constant(k, tf.int32), "index": i,
+                                       "bytes": tf.constant(b""), "name": tf.constant("")})
             )
         else:
             ds = source.dataset(process_index=process_index, process_count=process_count,
                                 shuffle_seed=role_pair + 1000 * k)
             ds = ds.shuffle(int(config.data.shuffle_buffer), seed=role_pair + 1000 * k,
                             reshuffle_each_iteration=True).repeat()
-            ds = ds.map(lambda e, k=k: {"source": tf.constant(k, tf.int32),
-                                        "index": tf.constant(-1, tf.int64),
-                                        "bytes": e["image"], "name": e["name"]})
+            ds = ds.map(_plain(lambda e, k=k: {"source": tf.constant(k, tf.int32),
+                                               "index": tf.constant(-1, tf.int64),
+                                               "bytes": e["image"], "name": e["name"]}))
         raw.append(ds)
     if len(raw) == 1:
         mixed = raw[0]
@@ -342,7 +344,7 @@ def _stream(sources, weights, seed, role, skip_log, min_side,
         ok.set_shape([])
         return {"image": image, "style_id": sid, "ok": ok}
 
-    decoded = mixed.map(decode_map, num_parallel_calls=calls).filter(lambda e: e["ok"])
+    decoded = mixed.map(_plain(decode_map), num_parallel_calls=calls).filter(_plain(lambda e: e["ok"]))
     # Example counter continues from `start`, so augmentation seeds match a
     # run from 0 (per process: seeds also carry the process index).
     counted = decoded.enumerate(start=start)
@@ -352,7 +354,7 @@ def _stream(sources, weights, seed, role, skip_log, min_side,
         index = (step * int(config.train.batch_size) + process_index * local + c % local)
         return {"step": step, "index": index, "image": e["image"], "style_id": e["style_id"]}
 
-    return counted.map(number)
+    return counted.map(_plain(number))
 
 
 # --- style sets: N-style table and evaluation sets ---------------------------
@@ -385,7 +387,7 @@ def _center_images(images: list[np.ndarray], size: int) -> np.ndarray:
     tf = _tf()
     if not images:
         return np.zeros((0, size, size, 3), np.float32)
-    fn = tf.function(lambda x: preprocess.preprocess_content(x, size),
+    fn = tf.function(lambda x: preprocess.preprocess_content(x, size), autograph=False,
                      input_signature=[tf.TensorSpec([None, None, 3], tf.uint8)])
     return np.stack([fn(tf.constant(im)).numpy() for im in images]).astype(np.float32)
 

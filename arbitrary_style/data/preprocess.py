@@ -159,11 +159,18 @@ def preprocess_style(
     return tf.clip_by_value(image / 255.0, 0.0, 1.0)
 
 
-def random_batch_size(seed):
-    """The per-batch square style size, uniform in [128, 300)."""
+def random_batch_size(seed, step: int = 1):
+    """The per-batch square style size, uniform in [128, 300).
+
+    ``step > 1`` draws uniformly from the multiples of ``step`` above 128
+    (128, 128 + step, ... < 300) instead: fewer distinct shapes, hence fewer
+    compilations of a jitted train step; step 1 is the reference.
+    """
     tf = _tf()
     low, high = STYLE_BATCH_SIZE_RANGE
-    return tf.random.stateless_uniform([], seed, minval=low, maxval=high, dtype=tf.int32)
+    count = (high - low + step - 1) // step
+    k = tf.random.stateless_uniform([], seed, minval=0, maxval=count, dtype=tf.int32)
+    return low + k * step
 
 
 def resize_batch(images, side):
