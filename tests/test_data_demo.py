@@ -67,3 +67,9 @@ def test_importing_the_package_does_not_import_tensorflow():
             "print('tensorflow' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_tensorflow_sees_no_gpu():
+    from arbitrary_style.data._tf import tf
+
+    assert tf().config.get_visible_devices("GPU") == []
