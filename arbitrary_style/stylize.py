@@ -233,41 +233,43 @@ def run(argv: Sequence[str] | None = None) -> int:
 
     from tqdm import tqdm
 
-    from arbitrary_style.stylizer import save_image
+    from arbitrary_style.stylizer import load_image, save_image
 
-    jobs = [(c, s, k) for c in contents for s in styles for k in strengths]
-    progress = tqdm(jobs, desc="stylize", unit="image", file=sys.stderr, disable=len(jobs) < 2)
-    for content, style, strength in progress:
-        start = time.perf_counter()
+    progress = tqdm(contents, desc="stylize", unit="image", file=sys.stderr, disable=len(contents) < 2)
+    for content in progress:
         try:
-            out = stylizer.stylize(
-                content,
-                style.style,
-                strength=strength,
-                resize=args.size,
-                tile=args.tile,
-                overlap=args.overlap,
-                max_pixels=args.max_pixels,
-                preserve_color=args.preserve_color,
-            )
+            image = load_image(content)
         except (OSError, ValueError) as error:
-            failures.append((str(content), f"{type(error).__name__}: {error}"))
+            failures.append((str(content), str(error)))
             print(f"skipped {content}: {error}", file=sys.stderr)
             continue
-        path = target if as_file else target / (
-            f"{content.stem}_{style.name}_{format_strength(strength)}.png"
-        )
-        save_image(out, path)
-        if args.json:
-            record = {
-                "input": str(content),
-                "output": str(path),
-                "style": style.name,
-                "strength": strength,
-                "size": [int(out.shape[0]), int(out.shape[1])],
-                "seconds": round(time.perf_counter() - start, 3),
-            }
-            print(json.dumps(record), flush=True)
+        for style in styles:
+            for strength in strengths:
+                start = time.perf_counter()
+                out = stylizer.stylize(
+                    image,
+                    style.style,
+                    strength=strength,
+                    resize=args.size,
+                    tile=args.tile,
+                    overlap=args.overlap,
+                    max_pixels=args.max_pixels,
+                    preserve_color=args.preserve_color,
+                )
+                path = target if as_file else target / (
+                    f"{content.stem}_{style.name}_{format_strength(strength)}.png"
+                )
+                save_image(out, path)
+                if args.json:
+                    record = {
+                        "input": str(content),
+                        "output": str(path),
+                        "style": style.name,
+                        "strength": strength,
+                        "size": [int(out.shape[0]), int(out.shape[1])],
+                        "seconds": round(time.perf_counter() - start, 3),
+                    }
+                    print(json.dumps(record), flush=True)
     if failures:
         print(f"{len(failures)} input(s) failed:", file=sys.stderr)
         for name, why in failures:

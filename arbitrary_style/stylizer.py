@@ -22,6 +22,14 @@ reference preprocessing applies: both images are resized (bilinear, with
 antialiasing, aspect ratio kept) so that their shorter side is N; the
 stylized result is then resized back to the content's original size. Either
 way the output has the content's height and width.
+
+Large images (over ``max_pixels``, or whenever ``tile`` is given) are
+stylized in overlapping tiles with the instance-norm statistics of the whole
+image (arbitrary_style/tiling.py), so a 4096x4096 photo fits in about 2 GB.
+``preserve_color=True`` keeps the content's colours (arbitrary_style/color.py).
+
+N-style models (``Stylizer.from_workdir`` of an N-style run) take a style
+index, a list of (index, weight) pairs, or a weight vector over the styles.
 """
 
 from __future__ import annotations
@@ -34,16 +42,35 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from arbitrary_style import color, tiling
+from arbitrary_style.tiling import pad_to_multiple  # noqa: F401  (part of this module's API)
+
 PRETRAINED = ("magenta", "magenta-lite")
+# Above this many pixels an image is stylized in tiles by default: at alpha 1
+# one 32-channel activation of a 1024x1024 image is 128 MB, and XLA keeps a few.
+DEFAULT_MAX_PIXELS = 1024 * 1024
+DEFAULT_TILE = 512
+# Pixels shared by neighbouring tiles; a multiple of the network stride (4).
+DEFAULT_OVERLAP = 128
 
 
 def load_image(image) -> np.ndarray:
-    """A path, PIL image or HxWx3 array (uint8, or float in [0, 1]) -> float32 HxWx3 in [0, 1]."""
+    """A path, PIL image or HxWx3 array (uint8, or float in [0, 1]) -> float32 HxWx3 in [0, 1].
+
+    Files are decoded like the training data (arbitrary_style.data.decode):
+    EXIF orientation applied, any mode (grayscale, 16-bit, CMYK, palette,
+    alpha) to RGB. An unreadable file raises ``ValueError`` naming it.
+    """
     from PIL import Image
 
+    from arbitrary_style.data.decode import UnreadableImage, decode_image
+
     if isinstance(image, (str, os.PathLike)):
-        with Image.open(image) as opened:
-            image = opened.convert("RGB")
+        try:
+            with open(image, "rb") as f:
+                image = decode_image(f.read())
+        except UnreadableImage as error:
+            raise ValueError(f"cannot read image {os.fspath(image)}: {error}") from None
     if isinstance(image, Image.Image):
         image = np.asarray(image.convert("RGB"))
     array = np.asarray(image)
@@ -85,19 +112,9 @@ def _resize(image: np.ndarray, shape) -> np.ndarray:
     return np.asarray(jax.image.resize(jnp.asarray(image), shape, "bilinear", antialias=True))
 
 
-def pad_to_multiple(image: np.ndarray, multiple: int = 4) -> np.ndarray:
-    """Reflect-pads [.., H, W, 3] at the bottom and right so H and W are multiples."""
-    h, w = image.shape[-3:-1]
-    ph, pw = (-h) % multiple, (-w) % multiple
-    if not (ph or pw):
-        return image
-    pad = [(0, 0)] * (image.ndim - 3) + [(0, ph), (0, pw), (0, 0)]
-    # Reflection needs more pixels than the pad; tiny images repeat the edge.
-    mode = "reflect" if h > ph and w > pw else "edge"
-    return np.pad(image, pad, mode=mode)
-
-
 # Pure functions of (graphdef, state, arrays); the model is rebuilt inside jit.
+# The interface between "which style" and "stylize" is the conditional-norm
+# parameters {layer: (beta [B, C], gamma [B, C])}, the same for both models.
 def _embed(graphdef, state, images):
     return nnx.merge(graphdef, state).predictor.embed(images)
 
@@ -106,36 +123,55 @@ def _norm_params(graphdef, state, embeddings):
     return nnx.merge(graphdef, state).predictor.norm_params(embeddings)
 
 
-def _transfer(graphdef, state, content, embeddings):
-    model = nnx.merge(graphdef, state)
-    return model.transformer(content, model.predictor.norm_params(embeddings))
+def _style_rows(graphdef, state, style_weights):
+    return nnx.merge(graphdef, state).style_tables.mix(style_weights)
+
+
+def _transfer(graphdef, state, content, norm_params, moments):
+    return nnx.merge(graphdef, state).transformer(content, norm_params, moments=moments)
+
+
+def _moments(graphdef, state, content, norm_params):
+    return nnx.merge(graphdef, state).transformer.norm_moments(content, norm_params)
 
 
 class Stylizer:
-    """A trained ArbitraryStyleModel, ready for inference.
+    """A trained style model, ready for inference.
 
     Args:
-      model: an ``ArbitraryStyleModel`` (Inception or MobileNetV2 predictor).
+      model: an ``ArbitraryStyleModel`` (Inception or MobileNetV2 predictor)
+        or an ``NStyleModel``.
       name: shown in ``repr``.
     """
 
     def __init__(self, model: nnx.Module, *, name: str = "model"):
-        if not (hasattr(model, "predictor") and hasattr(model, "transformer")):
-            raise TypeError("Stylizer needs an ArbitraryStyleModel (predictor + transformer)")
+        from arbitrary_style.models import ArbitraryStyleModel, NStyleModel
+
+        if not isinstance(model, (ArbitraryStyleModel, NStyleModel)):
+            raise TypeError(
+                f"Stylizer needs an ArbitraryStyleModel or NStyleModel, got {type(model).__name__}"
+            )
         self.name = name
-        self.bottleneck_dim = model.predictor.bottleneck_dim
+        self.kind = "nstyle" if isinstance(model, NStyleModel) else "arbitrary"
+        # An arbitrary model takes any style; an N-style model has a fixed number.
+        self.num_styles = model.num_styles if self.kind == "nstyle" else None
+        self.bottleneck_dim = model.predictor.bottleneck_dim if self.kind == "arbitrary" else None
         self.conditional_layers = tuple(model.transformer.conditional_layers)
         graphdef, state = nnx.split(model)
         self._state = state
         # graphdef is static: closed over, so jit retraces only on new shapes.
-        self._embed = jax.jit(lambda state, x: _embed(graphdef, state, x))
-        self._norm_params = jax.jit(lambda state, e: _norm_params(graphdef, state, e))
-        self._transfer = jax.jit(lambda state, c, e: _transfer(graphdef, state, c, e))
-
-    # An arbitrary model takes any style; N-style models have a fixed number.
-    num_styles = None
+        bind = lambda fn: jax.jit(lambda state, *args: fn(graphdef, state, *args))  # noqa: E731
+        self._transfer = bind(_transfer)
+        self._moments = bind(_moments)
+        if self.kind == "arbitrary":
+            self._embed = bind(_embed)
+            self._norm_params = bind(_norm_params)
+        else:
+            self._style_rows = bind(_style_rows)
 
     def __repr__(self) -> str:
+        if self.kind == "nstyle":
+            return f"Stylizer({self.name}, {self.num_styles} styles)"
         return f"Stylizer({self.name}, bottleneck {self.bottleneck_dim})"
 
     # -- constructors -------------------------------------------------------
@@ -171,7 +207,7 @@ class Stylizer:
 
     @classmethod
     def from_workdir(cls, workdir: str | os.PathLike, step: int | None = None) -> Stylizer:
-        """Our own trained model from a training workdir (latest step by default)."""
+        """A model we trained, from its training workdir (latest step by default)."""
         from arbitrary_style.checkpoints import restore_model
 
         _config, model = restore_model(workdir, step)
@@ -179,12 +215,17 @@ class Stylizer:
 
     # -- style ---------------------------------------------------------------
 
+    def _need(self, kind: str, what: str) -> None:
+        if self.kind != kind:
+            raise ValueError(f"{what} needs an {kind} model; this is an {self.kind} model")
+
     def _images(self, image, resize: int | None) -> np.ndarray:
         array = load_image(image)
         return array if resize is None else resize_shorter_side(array, resize)
 
     def style_embedding(self, image, *, resize: int | None = None) -> np.ndarray:
         """The predictor's bottleneck S of one style image: shape (bottleneck_dim,)."""
+        self._need("arbitrary", "style_embedding")
         x = self._images(image, resize)
         return np.asarray(self._embed(self._state, jnp.asarray(x)[None]))[0]
 
@@ -195,74 +236,185 @@ class Stylizer:
             and np.shape(style)[0] == self.bottleneck_dim
         )
 
+    @staticmethod
+    def _is_blend(style) -> bool:
+        return (
+            isinstance(style, (list, tuple))
+            and bool(style)
+            and all(isinstance(item, tuple) and len(item) == 2 for item in style)
+        )
+
+    @staticmethod
+    def _blend_weights(style) -> np.ndarray:
+        weights = np.asarray([float(w) for _, w in style], np.float64)
+        if not np.all(np.isfinite(weights)) or np.any(weights < 0) or weights.sum() <= 0:
+            raise ValueError(
+                f"blend weights must be finite, >= 0 and not all 0, got {weights.tolist()}"
+            )
+        return weights
+
     def embed_style(self, style, *, resize: int | None = None) -> np.ndarray:
-        """An image, an embedding or a weighted list of either -> one embedding."""
+        """An image, an embedding or a weighted list of either -> one embedding.
+
+        Blend weights are normalised to sum to 1: a blend is a convex
+        combination of embeddings (reference-model.md §6).
+        """
+        self._need("arbitrary", "embed_style")
         if self._is_embedding(style):
             return np.asarray(style, np.float32)
-        if isinstance(style, (list, tuple)) and style and all(
-            isinstance(item, tuple) and len(item) == 2 for item in style
-        ):
-            weights = np.asarray([float(w) for _, w in style], np.float32)
-            if weights.sum() <= 0:
-                raise ValueError(f"blend weights must have a positive sum, got {weights.tolist()}")
+        if self._is_blend(style):
+            weights = self._blend_weights(style)
             weights = weights / weights.sum()
             embeddings = [self.embed_style(item, resize=resize) for item, _ in style]
             return np.tensordot(weights, np.stack(embeddings), axes=1).astype(np.float32)
         return self.style_embedding(style, resize=resize)
 
+    def style_weights(self, style) -> np.ndarray:
+        """N-style: an index, (index, weight) pairs or a weight vector -> [num_styles].
+
+        Weights are used as given, not normalised, as in the reference (a
+        one-hot vector selects one style's row exactly).
+        """
+        self._need("nstyle", "style_weights")
+        n = self.num_styles
+        if isinstance(style, (int, np.integer)):
+            style = [(int(style), 1.0)]
+        if self._is_blend(style):
+            self._blend_weights(style)
+            vector = np.zeros(n, np.float32)
+            for index, weight in style:
+                if not isinstance(index, (int, np.integer)) or not 0 <= index < n:
+                    raise ValueError(f"style index {index!r} out of range: this model has styles 0..{n - 1}")
+                vector[int(index)] += float(weight)
+            return vector
+        vector = np.asarray(style, np.float32)
+        if vector.shape != (n,):
+            raise ValueError(
+                f"an N-style style is an index, (index, weight) pairs or {n} weights; got {style!r}"
+            )
+        return vector
+
+    def _norm_params_for(self, style, resize: int | None):
+        """The conditional-norm parameters ([1, C] arrays) of ``style``."""
+        if self.kind == "nstyle":
+            return self._style_rows(self._state, jnp.asarray(self.style_weights(style))[None])
+        embedding = self.embed_style(style, resize=resize)
+        return self._norm_params(self._state, jnp.asarray(embedding)[None])
+
     def style_params(self, style, *, resize: int | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """{conditional layer: (beta, gamma)}, each of shape (channels,)."""
-        embedding = self.embed_style(style, resize=resize)
-        params = self._norm_params(self._state, jnp.asarray(embedding)[None])
+        params = self._norm_params_for(style, resize)
         return {name: (np.asarray(b)[0], np.asarray(g)[0]) for name, (b, g) in params.items()}
 
     # -- stylize -------------------------------------------------------------
 
-    def stylize(self, content, style: Any, strength: float = 1.0, resize: int | None = None) -> np.ndarray:
+    def stylize(
+        self,
+        content,
+        style: Any,
+        strength: float = 1.0,
+        resize: int | None = None,
+        *,
+        tile: int | None = None,
+        overlap: int | None = None,
+        max_pixels: int | None = None,
+        preserve_color: bool = False,
+        on_tile=None,
+    ) -> np.ndarray:
         """Stylizes ``content`` with ``style``; float32 HxWx3 in [0, 1], the content's size.
 
         Args:
           content: the image to stylize.
-          style: an image, an embedding, or a list of (style, weight) pairs.
-          strength: identity interpolation on the embedding,
+          style: arbitrary model: an image, an embedding, or a list of
+            (style, weight) pairs; N-style model: an index, (index, weight)
+            pairs or a weight vector.
+          strength: identity interpolation on the embedding (arbitrary model),
             S = (1 - strength) * P(content) + strength * S_style
             (0 keeps the content's own style, 1 is the full style, values
-            outside [0, 1] extrapolate; reference-model.md §6).
+            above 1 extrapolate; reference-model.md §6). P(content) is taken
+            on the content as the network sees it, downscaled to
+            ``max_pixels`` if larger.
           resize: None (pixels as given) or the reference preprocessing size
             (e.g. 256): shorter sides of content and style resized to it, the
             result resized back to the content's size.
+          tile: stylize in tiles of this side (a multiple of 4); by default
+            tiles of ``DEFAULT_TILE`` are used above ``max_pixels`` only.
+          overlap: pixels shared by neighbouring tiles (``DEFAULT_OVERLAP``).
+          max_pixels: the pixel budget of one network pass
+            (``DEFAULT_MAX_PIXELS``); larger images go in tiles, and their
+            instance-norm statistics come from a copy downscaled to it.
+          preserve_color: keep the content's colours (luminance-only
+            transfer, arbitrary_style/color.py).
+          on_tile: called with (done, total) after each tile.
         """
+        if not np.isfinite(strength) or strength < 0:
+            raise ValueError(f"strength must be finite and >= 0, got {strength}")
+        if self.kind == "nstyle" and strength != 1.0:
+            raise ValueError("strength (identity interpolation) needs an arbitrary model's predictor")
+        max_pixels = DEFAULT_MAX_PIXELS if max_pixels is None else int(max_pixels)
+        overlap = DEFAULT_OVERLAP if overlap is None else int(overlap)
+        if max_pixels <= 0 or overlap < 0 or (tile is not None and (tile <= 0 or tile % 4)):
+            raise ValueError(
+                f"need max_pixels > 0, overlap >= 0 and tile a positive multiple of 4; "
+                f"got {max_pixels}, {overlap}, {tile}"
+            )
         original = load_image(content)
         x = original if resize is None else resize_shorter_side(original, resize)
-        embedding = self.embed_style(style, resize=resize)
-        if strength != 1.0:
-            own = self.style_embedding(x)
-            embedding = (1.0 - strength) * own + strength * embedding
-        out = self._stylize_batch(x[None], embedding[None])[0]
-        return _resize(out, original.shape)
+        h, w = x.shape[:2]
+        padded = tiling.pad_to_multiple(x)
+        norm_params = self._norm_params_for(style, resize)
+        if self.kind == "arbitrary" and strength != 1.0:
+            # P(content) of the image as the network sees it (downscaled to
+            # the pixel budget if larger).
+            seen = tiling.downscale_for_statistics(x, max_pixels, _resize_to)
+            own = self._norm_params(self._state, self._embed(self._state, jnp.asarray(seen)[None]))
+            target = norm_params
+            # The heads are linear in S, so interpolating the parameters is
+            # interpolating the embeddings.
+            norm_params = jax.tree.map(lambda o, t: (1.0 - strength) * o + strength * t, own, target)
+        if tile is None and h * w <= max_pixels:
+            out = np.asarray(self._transfer(self._state, jnp.asarray(padded)[None], norm_params, None))[0]
+        else:
+            # Instance-norm statistics of the whole image (downscaled to the
+            # budget if larger), shared by every tile.
+            small = tiling.downscale_for_statistics(padded, max_pixels, _resize_to)
+            moments = self._moments(self._state, jnp.asarray(small)[None], norm_params)
+            side = DEFAULT_TILE if tile is None else tile
+            if overlap >= min(side, *padded.shape[:2]):
+                overlap = min(side, *padded.shape[:2]) // 4 // 4 * 4
+            run_tile = lambda crop: self._transfer(  # noqa: E731
+                self._state, jnp.asarray(crop)[None], norm_params, moments
+            )[0]
+            out = tiling.stylize_in_tiles(run_tile, padded, tile=side, overlap=overlap, on_tile=on_tile)
+        out = _resize(out[:h, :w], original.shape)
+        if preserve_color:
+            out = color.preserve_color(original, out)
+        return out
 
     def stylize_batch(self, contents: np.ndarray, style: Any, strength: float = 1.0) -> np.ndarray:
         """[B, H, W, 3] content images (float in [0, 1]) with one style -> [B, H, W, 3]."""
         contents = np.asarray(contents, np.float32)
         if contents.ndim != 4 or contents.shape[-1] != 3:
             raise ValueError(f"expected [B, H, W, 3] contents, got {contents.shape}")
-        embedding = self.embed_style(style)
-        embeddings = np.repeat(embedding[None], len(contents), axis=0)
-        if strength != 1.0:
-            own = np.asarray(self._embed(self._state, jnp.asarray(contents)))
-            embeddings = (1.0 - strength) * own + strength * embeddings
-        return self._stylize_batch(contents, embeddings)
-
-    def _stylize_batch(self, contents: np.ndarray, embeddings: np.ndarray) -> np.ndarray:
         h, w = contents.shape[1:3]
-        padded = pad_to_multiple(contents, 4)
-        out = self._transfer(self._state, jnp.asarray(padded), jnp.asarray(embeddings, jnp.float32))
-        return np.asarray(out)[:, :h, :w, :]
+        padded = jnp.asarray(tiling.pad_to_multiple(contents))
+        params = self._norm_params_for(style, None)
+        params = jax.tree.map(lambda p: jnp.repeat(p, len(contents), axis=0), params)
+        if strength != 1.0:
+            self._need("arbitrary", "strength")
+            own = self._norm_params(self._state, self._embed(self._state, jnp.asarray(contents)))
+            params = jax.tree.map(lambda o, t: (1.0 - strength) * o + strength * t, own, params)
+        return np.asarray(self._transfer(self._state, padded, params, None))[:, :h, :w, :]
 
     def compiled_shapes(self) -> dict[str, int]:
         """How many programs each jitted function holds (one per input shape)."""
-        return {
-            "embed": self._embed._cache_size(),
-            "norm_params": self._norm_params._cache_size(),
-            "transfer": self._transfer._cache_size(),
-        }
+        fns = {"transfer": self._transfer, "moments": self._moments}
+        if self.kind == "arbitrary":
+            fns |= {"embed": self._embed, "norm_params": self._norm_params}
+        else:
+            fns["style_rows"] = self._style_rows
+        return {name: fn._cache_size() for name, fn in fns.items()}
+
+
+def _resize_to(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    return _resize(image, (*size, image.shape[-1]))

@@ -8,9 +8,10 @@ overlapping tiles. Two things keep tiles from changing the look:
   whole image (a pass over a downscaled copy when the image is over the pixel
   budget; the statistics of a layer are spatial means, which downscaling
   changes little) and given to every tile (``StyleTransferNetwork(moments=)``);
-* tiles overlap by ``overlap`` pixels and are blended with linear feathering
-  weights, so that the pixels near a tile's edge, whose receptive field was cut
-  by the tile boundary, weigh little against the neighbouring tile's interior.
+* tiles overlap by ``overlap`` pixels; the quarter of the overlap nearest a
+  tile's edge, whose receptive field was cut by the tile boundary, is
+  dropped, and the middle half is blended with linear (feathering) weights,
+  so no seam shows.
 """
 
 from __future__ import annotations
@@ -27,19 +28,20 @@ def round_up(value: int, multiple: int = STRIDE) -> int:
 
 
 def pad_to_multiple(image: np.ndarray, multiple: int = STRIDE) -> np.ndarray:
-    """Reflect-pads the bottom and right of [H, W, C] to multiples of ``multiple``.
+    """Reflect-pads the bottom and right of [..., H, W, C] to multiples of ``multiple``.
 
     The network itself would otherwise round each stride-2 stage up and return
     a larger image (255x257 -> 256x260); padding with the image's own
     reflection and cropping the output back keeps the input's size exactly.
     """
-    h, w = image.shape[:2]
+    h, w = image.shape[-3:-1]
     ph, pw = round_up(h, multiple) - h, round_up(w, multiple) - w
     if ph == 0 and pw == 0:
         return image
-    # 'symmetric' also handles 1-pixel images, where 'reflect' has nothing to mirror.
-    mode = "reflect" if min(h, w) > max(ph, pw) else "symmetric"
-    return np.pad(image, ((0, ph), (0, pw), (0, 0)), mode=mode)
+    pad = [(0, 0)] * (image.ndim - 3) + [(0, ph), (0, pw), (0, 0)]
+    # Reflection needs more pixels than the pad; tiny images repeat the edge.
+    mode = "reflect" if h > ph and w > pw else "edge"
+    return np.pad(image, pad, mode=mode)
 
 
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
@@ -59,16 +61,23 @@ def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
 
 
 def _ramp(length: int, start: int, end: int, total: int, overlap: int) -> np.ndarray:
-    """1-D feathering weights of one tile: rising over the first ``overlap``
-    pixels unless the tile touches the image start, falling over the last
-    unless it touches the image end."""
+    """1-D blending weights of one tile.
+
+    Along an edge shared with a neighbour the weight is 0 for the first
+    ``overlap // 4`` pixels (their receptive field was cut by the tile
+    boundary), then rises linearly to 1 over the middle half of the overlap.
+    The neighbour's weights mirror these, so the two sum to 1 everywhere; at
+    the image's own borders the weight stays 1.
+    """
     weights = np.ones(length, np.float32)
-    ramp = (np.arange(overlap, dtype=np.float32) + 0.5) / overlap
+    margin = overlap // 4
+    width = max(overlap - 2 * margin, 1)
     n = min(overlap, length)
+    ramp = np.clip((np.arange(n, dtype=np.float32) - margin + 0.5) / width, 0.0, 1.0)
     if start > 0:
-        weights[:n] = np.minimum(weights[:n], ramp[:n])
+        weights[:n] = np.minimum(weights[:n], ramp)
     if end < total:
-        weights[-n:] = np.minimum(weights[-n:], ramp[:n][::-1])
+        weights[length - n :] = np.minimum(weights[length - n :], ramp[::-1])
     return weights
 
 

@@ -1,0 +1,210 @@
+"""The stylize command and the large-image features of the Stylizer (issue 7)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import pathlib
+
+import numpy as np
+import pytest
+from flax import nnx
+from PIL import Image
+
+from arbitrary_style import checkpoints, color, models, stylize
+from arbitrary_style.stylizer import Stylizer
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def lite():
+    return Stylizer.from_pretrained("magenta-lite")
+
+
+def photo(h, w, seed=0) -> np.ndarray:
+    """A smooth synthetic picture with some edges (uint8)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w] / max(h, w)
+    phase = rng.uniform(0, 6, 3)
+    base = 0.5 + 0.35 * np.sin(9 * x[..., None] + 5 * y[..., None] ** 2 + phase)
+    base += 0.1 * ((x[..., None] * 13 + y[..., None] * 7) % 1 > 0.5)
+    return (np.clip(base, 0, 1) * 255).astype(np.uint8)
+
+
+def write(path, array) -> str:
+    Image.fromarray(array).save(path)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("images")
+    contents = d / "contents"
+    contents.mkdir()
+    write(contents / "odd.png", photo(131, 257, 1))
+    write(contents / "small.jpg", photo(64, 48, 2))
+    (contents / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not a jpeg")
+    return {
+        "dir": contents,
+        "style_a": write(d / "a.png", photo(96, 96, 3)),
+        "style_b": write(d / "b.png", photo(80, 100, 4)),
+    }
+
+
+def test_tiled_equals_untiled_on_1024x768(lite):
+    content = photo(768, 1024, 5)
+    style = photo(256, 256, 6)
+    whole = lite.stylize(content, style)
+    tiled = lite.stylize(content, style, tile=512, overlap=128)
+    diff = np.abs(whole - tiled)
+    print(f"tiled vs untiled 1024x768 (tile 512, overlap 128): max {diff.max():.4f}, mean {diff.mean():.6f}")
+    # Measured: max 0.0020 (overlap 64 gives 0.026, 96 gives 0.0063).
+    assert diff.max() <= 0.005
+
+
+def test_blend_one_zero_is_the_single_style(lite, files):
+    content = photo(64, 48, 2)
+    single = lite.stylize(content, files["style_a"])
+    blend = lite.stylize(content, [(files["style_a"], 1.0), (files["style_b"], 0.0)])
+    np.testing.assert_allclose(blend, single, atol=1e-6)
+
+
+def test_strength_zero_is_identity_interpolation_and_one_full_style(lite, files):
+    content = photo(64, 48, 2)
+    own = lite.style_embedding(content)
+    np.testing.assert_allclose(
+        lite.stylize(content, files["style_a"], strength=0.0), lite.stylize(content, own), atol=1e-5
+    )
+    np.testing.assert_allclose(
+        lite.stylize(content, files["style_a"], strength=1.0),
+        lite.stylize(content, lite.style_embedding(files["style_a"])),
+        atol=1e-6,
+    )
+    with pytest.raises(ValueError, match="strength"):
+        lite.stylize(content, files["style_a"], strength=float("nan"))
+
+
+def test_preserve_color_keeps_content_chroma(lite, files):
+    content = photo(64, 48, 2)
+    out = lite.stylize(content, files["style_a"], preserve_color=True)
+    kept = color.rgb_to_ycbcr(content / 255.0)[..., 1:]
+    got = color.rgb_to_ycbcr(out)[..., 1:]
+    # Pixels whose new luma pushes them out of the RGB gamut are clipped; all
+    # others keep the content's chroma exactly.
+    in_gamut = np.all((out > 0) & (out < 1), axis=-1)
+    assert in_gamut.mean() > 0.5
+    np.testing.assert_allclose(got[in_gamut], kept[in_gamut], atol=1e-5)
+
+
+def run_cli(capsys, *argv):
+    code = stylize.run([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_cli_folder_json_odd_size_and_failures(capsys, files, tmp_path):
+    out_dir = tmp_path / "out"
+    code, out, err = run_cli(
+        capsys,
+        files["dir"], tmp_path / "missing.png", "-o", out_dir, "--pretrained", "magenta-lite",
+        "--style", files["style_a"], "--strength", "0.5,1", "--json",
+    )
+    records = [json.loads(line) for line in out.splitlines()]
+    assert code == 1, err
+    assert "corrupt.jpg" in err and "missing.png" in err and "2 input(s) failed" in err
+    assert len(records) == 4  # 2 readable images x 2 strengths
+    names = sorted(pathlib.Path(r["output"]).name for r in records)
+    assert names == ["odd_a_0.5.png", "odd_a_1.png", "small_a_0.5.png", "small_a_1.png"]
+    odd = Image.open(out_dir / "odd_a_1.png")
+    assert odd.size == (257, 131)  # PIL: (width, height)
+    assert {r["size"][0] for r in records if r["input"].endswith("odd.png")} == {131}
+    assert all(set(r) >= {"input", "output", "style", "strength", "size", "seconds"} for r in records)
+
+
+def test_cli_single_output_file_and_blend(capsys, files, tmp_path):
+    target = tmp_path / "one.png"
+    code, out, err = run_cli(
+        capsys,
+        files["dir"] / "small.jpg", "-o", target, "--pretrained", "magenta-lite",
+        "--style", files["style_a"], files["style_b"], "--style_weights", "1,0",
+    )
+    assert code == 0, err
+    assert Image.open(target).size == (48, 64)
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--strength", "-0.5"], "--strength"),
+        (["--strength", "nan"], "--strength"),
+        (["--style_weights", "1,2,3"], "--style_weights has 3 values for 1 styles"),
+        (["--tile", "30"], "multiple of 4"),
+        (["--style_index", "1"], "N-style"),
+    ],
+)
+def test_cli_bad_options_fail_before_work(capsys, files, tmp_path, extra, message):
+    out_dir = tmp_path / "never"
+    code, out, err = run_cli(
+        capsys, files["dir"], "-o", out_dir, "--pretrained", "magenta-lite", "--style", files["style_a"], *extra
+    )
+    assert code == 2 and message in err, err
+    assert not list(out_dir.glob("*.png")) if out_dir.exists() else True
+
+
+def test_cli_unwritable_output(capsys, files, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code, _, err = run_cli(
+        capsys, files["dir"], "-o", blocker / "sub", "--pretrained", "magenta-lite", "--style", files["style_a"]
+    )
+    assert code == 2 and "not writable" in err
+
+
+@pytest.fixture(scope="module")
+def nstyle_workdir(tmp_path_factory):
+    """A workdir holding a random 3-style N-style model (as training writes it)."""
+    spec = importlib.util.spec_from_file_location("nstyle_config", ROOT / "configs" / "nstyle.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = module.get_config("smoke")
+    workdir = tmp_path_factory.mktemp("nstyle")
+    model = models.build_model(config.model, rngs=nnx.Rngs(0))
+    rows = model.style_tables.expand.conv3.conv
+    rows.beta[...] = rows.beta[...] + np.arange(3, dtype=np.float32)[:, None] * 0.3
+    checkpoints.save_config(config, workdir)
+    mngr = checkpoints.manager(workdir, save_interval_steps=1, max_to_keep=1)
+    checkpoints.save(mngr, 1, nnx.state(model), {"step": np.int32(1)}, force=True)
+    mngr.wait_until_finished()
+    mngr.close()
+    return workdir
+
+
+def test_nstyle_stylizer_indices_blends_any_size(nstyle_workdir):
+    s = Stylizer.from_workdir(nstyle_workdir)
+    assert s.kind == "nstyle" and s.num_styles == 3
+    content = photo(37, 29, 7)
+    outs = [s.stylize(content, i) for i in range(3)]
+    assert all(o.shape == (37, 29, 3) for o in outs)
+    assert np.abs(outs[0] - outs[2]).max() > 1e-3
+    np.testing.assert_allclose(s.stylize(content, [(1, 1.0), (2, 0.0)]), outs[1], atol=1e-6)
+    with pytest.raises(ValueError, match="styles 0..2"):
+        s.stylize(content, 3)
+
+
+def test_cli_nstyle_all_styles_and_index_range(capsys, nstyle_workdir, files, tmp_path):
+    code, out, err = run_cli(
+        capsys, files["dir"] / "small.jpg", "-o", tmp_path / "all", "--workdir", nstyle_workdir, "--json"
+    )
+    assert code == 0, err
+    assert sorted(json.loads(line)["style"] for line in out.splitlines()) == ["style0", "style1", "style2"]
+    code, _, err = run_cli(
+        capsys, files["dir"] / "small.jpg", "-o", tmp_path / "bad", "--workdir", nstyle_workdir,
+        "--style_index", "0,5",
+    )
+    assert code == 2 and "styles 0..2" in err
+    code, _, err = run_cli(
+        capsys, files["dir"] / "small.jpg", "-o", tmp_path / "bad", "--workdir", nstyle_workdir,
+        "--style_index", "0,1", "--style_weights", "1",
+    )
+    assert code == 2 and "--style_weights has 1 values for 2 styles" in err
