@@ -18,6 +18,12 @@ from arbitrary_style.data.defaults import data_config
 PAPER_STYLE_WEIGHTS = {"conv1": 0.5e-3, "conv2": 0.5e-3, "conv3": 0.5e-3, "conv4": 0.5e-3}
 PAPER_CONTENT_WEIGHTS = {"conv3": 1.0}
 PAPER_TOTAL_VARIATION_WEIGHT = 1e4
+# Magenta arbitrary_image_stylization_evaluate.py weighs each style layer 1e-3,
+# twice the training weight above; content and TV weights are the same.
+# config.eval uses these so that our "weighted/..." and "total" numbers are
+# comparable with the reference evaluation's (the unweighted terms are
+# reported too and do not depend on this choice).
+REFERENCE_EVAL_STYLE_WEIGHTS = {"conv1": 1e-3, "conv2": 1e-3, "conv3": 1e-3, "conv4": 1e-3}
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -78,6 +84,33 @@ def base_config() -> ml_collections.ConfigDict:
         )
     )
     config.data = data_config()
+    config.eval = ml_collections.ConfigDict(
+        dict(
+            # Evaluation of observed vs unobserved styles (reference-model.md
+            # §5; python -m arbitrary_style.eval, and every train.eval_every
+            # steps). Style sets come from data.style_set: 'observed' = the
+            # training styles, 'unobserved' = the held-out ones.
+            sets=("observed", "unobserved"),
+            # (content, style) pairs per set: an exact count, the same list on
+            # every run and host (the reference: 1024 styles).
+            num_pairs=1024,
+            # Styles each set must hold; 0 = what data.style_set gives (at most
+            # data.eval_num_styles). A set with fewer images is an error.
+            num_styles=0,
+            # Content photos (the held-out content split, e.g. ImageNet
+            # validation), centre-cropped like training content. 0 = num_pairs.
+            num_contents=0,
+            batch_size=16,  # the reference evaluation's batch
+            # Loss weights of the evaluation: Magenta's evaluation script
+            # (style 1e-3 per layer where training uses 0.5e-3).
+            content_weights=dict(PAPER_CONTENT_WEIGHTS),
+            style_weights=dict(REFERENCE_EVAL_STYLE_WEIGHTS),
+            total_variation_weight=PAPER_TOTAL_VARIATION_WEIGHT,
+            # samples.png: the first contents x the first unobserved styles.
+            sample_contents=4,
+            sample_styles=6,
+        )
+    )
     return config
 
 

@@ -32,9 +32,20 @@ def get_config(arg: str | None = None):
     # style shape compiles the train step again, which on a CPU would take
     # most of the demo's 10 minutes.
     config.data.style_random_size = False
+    # Evaluation: the 8 demo photos against the 24 training / 6 held-out
+    # styles, 48 pairs per set (each held-out style with every photo).
+    config.eval.num_pairs = 48
+    config.eval.num_contents = 8
+    config.eval.batch_size = 8
     return select_variant(config, arg, {"smoke": _smoke})
 
 
 def _smoke(config):
     shrink_for_smoke(config)
     config.weights.loss_network = ""
+    # 5 pairs in batches of 2: the last batch is padded (and masked).
+    config.eval.num_pairs = 5
+    config.eval.num_contents = 2
+    config.eval.batch_size = 2
+    config.eval.sample_contents = 2
+    config.eval.sample_styles = 3

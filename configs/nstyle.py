@@ -33,6 +33,12 @@ def get_config(arg: str | None = None):
     config.train.steps_per_style = STEPS_PER_STYLE
     config.data.style_sources = ("image_folder",)
     config.data.content_sources = ("image_folder",)
+    # An N-style model has a table row per training style and no way to take
+    # an unseen one: only the observed set is evaluated, with the training
+    # loss weights (Turi Create has no separate evaluation weights).
+    config.eval.sets = ("observed",)
+    config.eval.style_weights = dict(config.loss.style_weights)
+    config.eval.total_variation_weight = 0.0
     return select_variant(config, arg, {"smoke": _smoke})
 
 
@@ -42,3 +48,8 @@ def _smoke(config):
     config.weights.loss_network = ""
     config.data.style_sources = ("demo",)
     config.data.content_sources = ("demo",)
+    config.eval.num_pairs = 3
+    config.eval.num_contents = 2
+    config.eval.batch_size = 2
+    config.eval.sample_contents = 2
+    config.eval.sample_styles = 3

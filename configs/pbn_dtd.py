@@ -34,3 +34,8 @@ def _smoke(config):
     config.data.style_sources = ("demo",)
     config.data.content_sources = ("demo",)
     config.data.style_random_size = False  # one compiled step shape
+    config.eval.num_pairs = 5
+    config.eval.num_contents = 2
+    config.eval.batch_size = 2
+    config.eval.sample_contents = 2
+    config.eval.sample_styles = 3

@@ -1,0 +1,61 @@
+r"""Evaluates a style model on observed vs unobserved styles (reference-model.md §5).
+
+    python -m arbitrary_style.eval --workdir=DIR [--step=N] [--config=configs/demo.py]
+    python -m arbitrary_style.eval --config=configs/demo.py --pretrained=magenta-lite
+    python -m arbitrary_style.eval --config=configs/pbn_dtd.py \
+        --magenta_checkpoint=arbitrary_style_transfer/model.ckpt --output=DIR
+
+Writes ``<DIR>/eval/<step>/`` (observed.csv, unobserved.csv, summary.json,
+losses.png, samples.png; see ``arbitrary_style.evaluation``) and TensorBoard
+scalars under ``eval/`` in ``<DIR>/tensorboard``. DIR is the workdir, or
+``--output`` (default ``workdirs/eval-<name>`` for published weights, whose
+step is 0).
+
+The model comes from the workdir's checkpoint (its own config.json says how
+to build it); ``--config`` chooses the data, loss network and evaluation
+options (``config.eval``) and defaults to the workdir's config.json.
+"""
+
+from __future__ import annotations
+
+from absl import app, flags
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Config file (data, loss network, config.eval); default: the workdir's.",
+    lock_config=True,
+)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir to evaluate.")
+_STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
+_PRETRAINED = flags.DEFINE_enum(
+    "pretrained", None, ["magenta-lite", "magenta"], "Evaluate published weights instead."
+)
+_MAGENTA = flags.DEFINE_string(
+    "magenta_checkpoint", None, "Evaluate a Magenta TF1 checkpoint (prefix .../model.ckpt)."
+)
+_OUTPUT = flags.DEFINE_string(
+    "output", None, "Write under this directory instead of the workdir (eval/<step>/ inside)."
+)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    from arbitrary_style import evaluation
+
+    try:
+        evaluation.run(
+            workdir=_WORKDIR.value,
+            step=_STEP.value,
+            pretrained=_PRETRAINED.value,
+            magenta_checkpoint=_MAGENTA.value,
+            config=_CONFIG.value,
+            output=_OUTPUT.value,
+        )
+    except (FileNotFoundError, evaluation.EvaluationInputError) as e:
+        # Bad input, not a bug: the message names what is missing; no traceback.
+        raise app.UsageError(str(e)) from e
+
+
+if __name__ == "__main__":
+    app.run(main)

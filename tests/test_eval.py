@@ -1,0 +1,225 @@
+"""Evaluation of observed vs unobserved styles (arbitrary_style.evaluation / .eval).
+
+One smoke run trains 2 steps with a periodic evaluation at step 2 (the
+trainer's hook), then the command line evaluates the same workdir twice and
+the lite weights once; checks exact pair counts, every file, byte-identical
+CSV/JSON across runs, and the errors for bad input.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from arbitrary_style import evaluation
+from arbitrary_style.training.observe import NullWriter
+from conftest import ROOT, load_config
+
+SMOKE_PAIRS = 5  # configs/demo.py:smoke config.eval.num_pairs (batch 2: one padded batch)
+FILES = ("observed.csv", "unobserved.csv", "summary.json", "losses.png", "samples.png")
+
+
+def smoke_config(num_steps=2, eval_every=2, **eval_fields):
+    config = load_config(
+        "demo", "smoke", num_steps=num_steps, eval_every=eval_every, checkpoint_every=num_steps
+    )
+    if eval_fields:
+        config.unlock()
+        for key, value in eval_fields.items():
+            setattr(config.eval, key, value)
+        config.lock()
+    return config
+
+
+class RecordingWriter(NullWriter):
+    """The trainer's writer, keeping the scalars."""
+
+    def __init__(self):
+        self.scalars_written = {}
+
+    def scalars(self, step, values):
+        self.scalars_written.setdefault(step, {}).update(values)
+
+
+def make_workdir(workdir, *, train_steps: int):
+    """A demo:smoke workdir with a checkpoint and a periodic evaluation at its step.
+
+    ``train_steps`` > 0 trains with ``trainer.train_and_evaluate`` on the fake
+    data (compiling the train step takes minutes on a 2-core CPU: slow
+    tests only). 0 writes the initial state as checkpoint 0 through the
+    trainer's own setup and checkpoint code and calls its periodic-evaluation
+    hook directly: the same files, without compiling a train step.
+
+    Returns:
+      {file name: bytes} of the periodic evaluation's files, and the scalars
+      the hook logged.
+    """
+    from conftest import fake_num_styles, fake_train_batches
+
+    from arbitrary_style import checkpoints, data, trainer
+
+    config = smoke_config(num_steps=max(train_steps, 1), eval_every=max(train_steps, 1))
+    eval_fn = evaluation.make_eval_fn(config, workdir)
+    writer = RecordingWriter()
+    if train_steps:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(data, "train_batches", fake_train_batches)
+            mp.setattr(data, "num_styles", fake_num_styles)
+            mp.setattr(trainer.observe, "make_writer", lambda *a, **k: writer)
+            trainer.train_and_evaluate(config, workdir, eval_fn=eval_fn)
+    else:
+        config = trainer.resolve_config(config)
+        run = trainer.setup(config)
+        mngr = checkpoints.manager(workdir)
+        state = run.state
+        fields = {k: state[k] for k in trainer.TRAIN_ITEM_FIELDS}
+        checkpoints.save(mngr, 0, trainer.model_state(state), fields, force=True)
+        mngr.wait_until_finished()
+        mngr.close()
+        checkpoints.save_config(config, workdir)
+        trainer.maybe_evaluate(config, eval_fn, run, state, 0, writer)
+    out = workdir / "eval" / str(train_steps)
+    return {name: (out / name).read_bytes() for name in FILES}, writer.scalars_written
+
+
+@pytest.fixture(scope="module")
+def smoke_workdir(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("smoke")
+    periodic, scalars = make_workdir(workdir, train_steps=0)
+    return workdir, periodic, scalars
+
+
+def run_eval(**kwargs):
+    """What ``python -m arbitrary_style.eval`` does, in this process (no flags)."""
+    summary, out_dir = evaluation.run(progress=False, **kwargs)
+    return out_dir
+
+
+def check_outputs(out, *, pairs, sets=("observed", "unobserved")):
+    for name in FILES:
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["num_pairs"] == pairs
+    for which in sets:
+        rows = list(csv.DictReader((out / f"{which}.csv").open()))
+        assert len(rows) == pairs
+        # Distinct pairs, in the fixed order.
+        assert len({(r["content_id"], r["style_id"]) for r in rows}) == pairs
+        terms = summary["sets"][which]
+        assert set(terms) == set(rows[0]) - {"pair", "content_id", "style_id"}
+        for key in ("content/conv3", "style/conv1", "style/conv4", "total_variation", "total",
+                    "weighted/style/conv2", "weighted/content"):
+            assert terms[key]["count"] == pairs
+            values = np.array([float(r[key]) for r in rows])
+            np.testing.assert_allclose(terms[key]["mean"], values.mean(), rtol=1e-6)
+            assert terms[key]["q10"] <= terms[key]["median"] <= terms[key]["q90"]
+        # The evaluation's weights: style 1e-3 per layer (Magenta's evaluation script).
+        np.testing.assert_allclose(
+            terms["weighted/style/conv2"]["mean"], 1e-3 * terms["style/conv2"]["mean"], rtol=1e-5
+        )
+    ratio = summary["unobserved_over_observed"]["total"]
+    np.testing.assert_allclose(
+        ratio, summary["sets"]["unobserved"]["total"]["mean"] / summary["sets"]["observed"]["total"]["mean"]
+    )
+    return summary
+
+
+def test_pair_list_is_exact_distinct_and_balanced():
+    pairs = evaluation.pair_indices(48, 8, 6)
+    assert len({tuple(p) for p in pairs}) == 48  # all 8 x 6 pairs
+    pairs = evaluation.pair_indices(24, 4, 6)  # gcd 2: the shift reaches the other class
+    assert len({tuple(p) for p in pairs}) == 24
+    pairs = evaluation.pair_indices(18, 4, 6)
+    assert np.bincount(pairs[:, 1]).tolist() == [3] * 6
+    np.testing.assert_array_equal(evaluation.pair_indices(18, 4, 6), pairs)  # fixed
+    with pytest.raises(ValueError, match="num_pairs=25 exceeds the 24 distinct"):
+        evaluation.pair_indices(25, 4, 6)
+    batches = evaluation.padded_batches(5, 2)
+    assert [m.tolist() for _, m in batches] == [[True, True], [True, True], [True, False]]
+    assert sum(int(m.sum()) for _, m in batches) == 5
+
+
+def check_workdir_eval(workdir, periodic, scalars, step, tmp_path):
+    out = workdir / "eval" / str(step)
+    check_outputs(out, pairs=SMOKE_PAIRS)
+    # The trainer's hook logs the means and ratios; its writer adds 'eval/'.
+    assert scalars[step]["eval/observed/total"] == pytest.approx(
+        json.loads(periodic["summary.json"])["sets"]["observed"]["total"]["mean"]
+    )
+    assert "eval/unobserved_over_observed/style/conv2" in scalars[step]
+
+    assert run_eval(workdir=str(workdir), step=step) == out
+    first = {n: (out / n).read_bytes() for n in ("observed.csv", "unobserved.csv", "summary.json")}
+    assert list((workdir / "tensorboard").glob("events.out.tfevents.*"))
+    run_eval(workdir=str(workdir), output=str(tmp_path))  # latest step
+    second = {n: (tmp_path / "eval" / str(step) / n).read_bytes() for n in first}
+    assert first == second  # the same command twice: identical files
+    # The restored checkpoint gives the numbers the trainer's in-memory state gave.
+    for name in first:
+        assert first[name] == periodic[name], name
+    check_outputs(tmp_path / "eval" / str(step), pairs=SMOKE_PAIRS)
+
+
+def test_periodic_and_command_line_eval_of_a_workdir(smoke_workdir, tmp_path):
+    workdir, periodic, scalars = smoke_workdir
+    check_workdir_eval(workdir, periodic, scalars, 0, tmp_path)
+
+
+@pytest.mark.slow
+def test_eval_of_a_smoke_trained_workdir(tmp_path):
+    workdir = tmp_path / "trained"
+    periodic, scalars = make_workdir(workdir, train_steps=2)
+    check_workdir_eval(workdir, periodic, scalars, 2, tmp_path / "again")
+
+
+def test_lite_weights_from_the_command_line(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "arbitrary_style.eval", "--config=configs/demo.py:smoke",
+         "--pretrained=magenta-lite", f"--output={tmp_path}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "unobs/obs" in proc.stderr + proc.stdout  # the summary table
+    summary = check_outputs(tmp_path / "eval" / "0", pairs=SMOKE_PAIRS)
+    assert summary["step"] == 0
+    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_missing_and_empty_workdir(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "arbitrary_style.eval", f"--workdir={tmp_path / 'nope'}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode != 0
+    assert f"workdir {tmp_path / 'nope'} does not exist" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        evaluation.model_to_evaluate(workdir=str(tmp_path / "nope"))
+    with pytest.raises(FileNotFoundError, match="is empty"):
+        evaluation.model_to_evaluate(workdir=str(tmp_path))
+    with pytest.raises(ValueError, match="exactly one of"):
+        evaluation.model_to_evaluate(workdir=str(tmp_path), pretrained="magenta-lite")
+    with pytest.raises(ValueError, match="--config is required"):
+        evaluation.model_to_evaluate(pretrained="magenta-lite")
+
+
+def test_step_without_checkpoint(smoke_workdir):
+    workdir, _, _ = smoke_workdir
+    with pytest.raises(FileNotFoundError, match=r"no checkpoint at step 7 .*steps there: \[0\]"):
+        evaluation.model_to_evaluate(workdir=str(workdir), step=7)
+
+
+def test_style_set_with_fewer_images_than_asked():
+    # The demo holds 6 held-out styles.
+    config = smoke_config(num_styles=7)
+    with pytest.raises(ValueError, match=r"unobserved style set .* has 6 readable images; "
+                                         r"config.eval.num_styles asks for 7"):
+        evaluation.EvalData(config, ("observed", "unobserved"))
+    config = smoke_config(num_contents=9)  # the demo has 8 photos
+    with pytest.raises(ValueError, match="asks for 9 content images .* only 8"):
+        evaluation.EvalData(config, ("observed",))
