@@ -237,3 +237,14 @@ def test_taps_convolution_equals_xla(kernel, padding, cin, cout):
     }
     np.testing.assert_allclose(convs["taps"](x), convs["xla"](x), rtol=1e-4, atol=1e-5)
     assert layers.Conv2d(3, 8, 3, stride=2, rngs=nnx.Rngs(0)).implementation == "xla"
+
+
+@pytest.mark.parametrize("shape", [(2, 5, 7, 16), (1, 1, 1, 16), (1, 2, 3, 16)])
+def test_fused_upsample_convolution_equals_upsample_then_convolve(shape):
+    x = jnp.asarray(np.random.default_rng(6).normal(size=shape), jnp.float32)
+    conv = layers.Conv2d(16, 8, 3, padding="REFLECT", implementation="taps", rngs=nnx.Rngs(0))
+    reference = conv.convolve(transformer.upsample_nearest(x)) if min(shape[1:3]) > 1 else None
+    fused = conv.convolve_upsampled(x)
+    assert fused.shape == (shape[0], 2 * shape[1], 2 * shape[2], 8)
+    if reference is not None:
+        np.testing.assert_allclose(fused, reference, rtol=1e-4, atol=1e-5)

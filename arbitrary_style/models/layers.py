@@ -116,6 +116,47 @@ def conv_by_taps(x: Array, weights: Array) -> Array:
     return out
 
 
+# Nearest x2 upsampling, reflect padding by 1 and a 3-tap convolution, per
+# output phase p (even / odd output index): the (offset into the edge-padded
+# low-resolution input, kernel taps summed at that offset). Derivation: with
+# u[a] = x[a // 2], reflect-padding u by 1 equals edge-padding x by 1 and
+# upsampling (then dropping the first row), so output 2m reads input rows
+# (m, m+1, m+1) and output 2m+1 reads (m+1, m+1, m+2) of the padded input.
+_UPSAMPLE_PHASE_TAPS = (((0, (0,)), (1, (1, 2))), ((1, (0, 1)), (2, (2,))))
+
+
+def upsample_conv_by_taps(x: Array, weights: Array) -> Array:
+    """``conv3x3(reflect_pad_1(upsample_nearest_2x(x)))`` without upsampling.
+
+    Each of the 4 output phases is a 2x2 convolution of the low-resolution
+    input with summed kernel taps (sub-pixel convolution): 16 taps at low
+    resolution instead of 9 at twice the resolution, 2.25x fewer FLOPs and no
+    upsampled copy. Computed as one matmul to all 16 taps and shifted sums,
+    like ``conv_by_taps``.
+    """
+    kh, kw, cin, cout = weights.shape
+    if (kh, kw) != (3, 3):
+        raise ValueError(f"upsample_conv_by_taps needs a 3x3 kernel, got {kh}x{kw}")
+    b, h, w, _ = x.shape
+    padded = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="edge")
+    columns, places = [], []
+    for py, phase_y in enumerate(_UPSAMPLE_PHASE_TAPS):
+        for px, phase_x in enumerate(_UPSAMPLE_PHASE_TAPS):
+            for oy, ky in phase_y:
+                for ox, kx in phase_x:
+                    columns.append(weights[jnp.array(ky)][:, jnp.array(kx)].sum(axis=(0, 1)))
+                    places.append((py, px, oy, ox))
+    taps = jnp.stack(columns, axis=1).reshape(cin, len(columns) * cout)
+    z = jnp.einsum("bhwc,cn->bhwn", padded, taps).reshape(b, h + 2, w + 2, len(columns), cout)
+    phases = {}
+    for j, (py, px, oy, ox) in enumerate(places):
+        term = z[:, oy : oy + h, ox : ox + w, j]
+        phases[py, px] = term if (py, px) not in phases else phases[py, px] + term
+    rows = [jnp.stack([phases[py, 0], phases[py, 1]], axis=3) for py in (0, 1)]  # [b, h, w, 2, c]
+    out = jnp.stack(rows, axis=2)  # [b, h, 2, w, 2, c]
+    return out.reshape(b, 2 * h, 2 * w, cout)
+
+
 def _pair(value: int | Sequence[int]) -> tuple[int, int]:
     if isinstance(value, int):
         return (value, value)
@@ -232,6 +273,23 @@ class Conv2d(nnx.Module):
         if self.biases is not None:
             y = y + self.biases[...].astype(y.dtype)
         return y
+
+    def convolve_upsampled(self, x: Array) -> Array:
+        """``convolve(nearest_upsample_x2(x))``, fused when the layer allows it."""
+        if (
+            self.implementation == "taps"
+            and self.padding == "REFLECT"
+            and self.kernel_size == (3, 3)
+            and self.stride == 1
+        ):
+            weights = self.weights[...]
+            if self.dtype is not None:
+                x, weights = x.astype(self.dtype), weights.astype(self.dtype)
+            y = upsample_conv_by_taps(x, weights)
+            if self.biases is not None:
+                y = y + self.biases[...].astype(y.dtype)
+            return y
+        return self.convolve(jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2))
 
     def __call__(self, x: Array, *, train: bool = False) -> Array:
         y = self.convolve(x)

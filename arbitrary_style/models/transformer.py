@@ -153,11 +153,9 @@ class StyleTransferNetwork(nnx.Module):
         recorded: dict[str, tuple[Array, Array]] | None,
     ) -> Array:
         conv: Conv2d = get_module(self, layer.name)
-        if layer.upsample:
-            x = upsample_nearest(x)
         if conv.BatchNorm is not None:
-            return conv(x, train=train)
-        y = conv.convolve(x)
+            return conv(upsample_nearest(x) if layer.upsample else x, train=train)
+        y = conv.convolve_upsampled(x) if layer.upsample else conv.convolve(x)
         layer_moments = None if moments is None else moments.get(layer.name)
         if layer_moments is None:
             layer_moments = instance_norm_moments(y)
