@@ -180,9 +180,9 @@ class Conv2d(nnx.Module):
       kernel_init: initializer of ``weights`` (HWIO).
       dtype: compute dtype (e.g. bfloat16); parameters stay float32.
       implementation: 'xla' (lax.conv_general_dilated), 'taps'
-        (``conv_by_taps``; stride 1, not grouped) or 'auto': taps for stride-1
-        convolutions with at least ``TAPS_MIN_FEATURES`` input channels, where
-        it measured faster on CPU, XLA's convolution otherwise. Both compute
+        (``conv_by_taps``; stride 1, not grouped) or 'auto': on a CPU backend,
+        taps for stride-1 convolutions with at least ``TAPS_MIN_FEATURES``
+        input channels, where it measured faster; XLA's convolution otherwise. Both compute
         the same function (to float rounding).
     """
 
@@ -207,7 +207,14 @@ class Conv2d(nnx.Module):
         if implementation not in ("auto", "xla", "taps"):
             raise ValueError(f"implementation must be auto, xla or taps, got {implementation!r}")
         if implementation == "auto":
-            use_taps = stride == 1 and groups == 1 and in_features >= TAPS_MIN_FEATURES
+            # Accelerators have fast convolutions (cuDNN, TPU); taps are a
+            # CPU remedy and would cost GPU memory for nothing.
+            use_taps = (
+                jax.default_backend() == "cpu"
+                and stride == 1
+                and groups == 1
+                and in_features >= TAPS_MIN_FEATURES
+            )
             implementation = "taps" if use_taps else "xla"
         if implementation == "taps" and (stride != 1 or groups != 1):
             raise ValueError("the taps implementation needs stride 1 and groups 1")
