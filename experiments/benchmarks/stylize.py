@@ -65,6 +65,11 @@ DEFAULT_SIZES = {"lite": (256, 384, 512, 1024), "full": (256, 512, 1024)}
 QUICK_SIZES = {"lite": (64,), "full": (64,)}  # = PARITY_SIZE: one compile
 MEMORY_SIZES = (1024, 4096)
 PARITY_SIZE = 64
+# The code this benchmark runs (git_state reports local changes to it).
+MEASURED_CODE = (
+    "arbitrary_style/models", "arbitrary_style/stylizer.py", "arbitrary_style/tiling.py",
+    "arbitrary_style/stylize.py", "arbitrary_style/weights",
+)
 LITE_INPUT = "content_image"
 LITE_EMBEDDING = "mobilenet_conv/Conv/BiasAdd"
 
@@ -98,6 +103,18 @@ def machine_info() -> dict:
         "onnx": importlib.import_module("onnx").__version__,
         "numpy": np.__version__,
     }
+
+
+def git_state() -> str:
+    """HEAD, and whether the code on the measured path differs from it (it changes often)."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", *MEASURED_CODE], cwd=ROOT,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + (" (measured code modified)" if dirty else "")
 
 
 def load_average() -> list[float]:
@@ -314,32 +331,42 @@ def write_photo(path: pathlib.Path, size: int, seed: int) -> None:
     image.save(path)
 
 
-def run_measured(command: list[str]) -> dict:
-    """Wall time and peak RSS (MB) of a child process."""
+def run_measured(command: list[str], timeout: float | None = None) -> dict:
+    """Wall time and peak RSS (MB) of a child process; killed (whole group) past ``timeout``."""
     time_bin = shutil.which("time") or ("/usr/bin/time" if os.path.exists("/usr/bin/time") else None)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    full = [time_bin, "-v", *command] if time_bin else command
     t = time.perf_counter()
+    # Own process group: a timeout must stop the Python child, not only `time`.
+    process = subprocess.Popen(
+        full, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, 9)
+        process.communicate()
+        return {"wall_s": time.perf_counter() - t, "peak_rss_mb": None, "timed_out": True,
+                "measured_with": None}
+    wall = time.perf_counter() - t
     if time_bin:
-        result = subprocess.run([time_bin, "-v", *command], cwd=ROOT, env=env, capture_output=True, text=True)
-        wall = time.perf_counter() - t
-        match = re.search(r"Maximum resident set size \(kbytes\):\s*(\d+)", result.stderr)
+        match = re.search(r"Maximum resident set size \(kbytes\):\s*(\d+)", stderr)
         peak_mb = int(match.group(1)) / 1024 if match else None
         how = "/usr/bin/time -v"
     else:
         import resource
 
-        result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
-        wall = time.perf_counter() - t
         # Max over all children so far: measure the largest run last.
         peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         how = "getrusage(RUSAGE_CHILDREN)"
-    if result.returncode:
-        raise RuntimeError(f"{command} failed ({result.returncode}):\n{result.stdout}\n{result.stderr[-3000:]}")
-    return {"wall_s": wall, "peak_rss_mb": peak_mb, "measured_with": how}
+    if process.returncode:
+        raise RuntimeError(f"{command} failed ({process.returncode}):\n{stdout}\n{stderr[-3000:]}")
+    return {"wall_s": wall, "peak_rss_mb": peak_mb, "timed_out": False, "measured_with": how}
 
 
-def memory_runs(sizes, models, workdir: pathlib.Path) -> list[dict]:
+def memory_runs(sizes, models, workdir: pathlib.Path, timeout: float | None = None) -> list[dict]:
     style = workdir / "style.png"
     write_photo(style, 256, seed=10)
     rows = []
@@ -357,9 +384,10 @@ def memory_runs(sizes, models, workdir: pathlib.Path) -> list[dict]:
             else:
                 command = [sys.executable, "-c", FULL_STYLIZE, str(content), str(style), str(out)]
                 name = "alpha 1, random weights, Stylizer"
-            row = {"model": name, "key": model, "size": size, **run_measured(command)}
+            row = {"model": name, "key": model, "size": size, **run_measured(command, timeout)}
             rows.append(row)
-            print(f"  memory {model} {size}: {row['peak_rss_mb']:.0f} MB, {row['wall_s']:.1f} s", flush=True)
+            print(f"  memory {model} {size}: {fmt(row['peak_rss_mb'], '.0f')} MB, {row['wall_s']:.1f} s"
+                  f"{' (timed out)' if row['timed_out'] else ''}", flush=True)
     return rows
 
 
@@ -387,7 +415,8 @@ def latency_table(rows: list[dict]) -> str:
 def memory_table(rows: list[dict]) -> str:
     lines = ["| model | photo | peak RSS MB | wall s |", "|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['model']} | {r['size']}x{r['size']} | {fmt(r['peak_rss_mb'], '.0f')} | {r['wall_s']:.1f} |")
+        wall = f"{r['wall_s']:.1f}" + (" (timed out)" if r.get("timed_out") else "")
+        lines.append(f"| {r['model']} | {r['size']}x{r['size']} | {fmt(r['peak_rss_mb'], '.0f')} | {wall} |")
     return "\n".join(lines)
 
 
@@ -406,6 +435,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--skip_memory", action="store_true", help="no peak-memory subprocesses")
     parser.add_argument("--memory_sizes", default="1024,4096", help="photo sides for the memory runs")
     parser.add_argument("--memory_models", default="lite,full", help="lite (CLI), full (alpha 1, random)")
+    parser.add_argument("--memory_timeout", type=float, default=1200, help="seconds per memory run")
     parser.add_argument("--quick", action="store_true", help="tiny sizes and 3 repeats (smoke test)")
     parser.add_argument("--json_out", help="write the results as JSON here")
     args = parser.parse_args(argv)
@@ -417,10 +447,11 @@ def main(argv: list[str] | None = None) -> dict:
         "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
         "command": " ".join([pathlib.Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
         "machine": machine_info(),
+        "git": git_state(),
         "load_average_start": load_average(),
         "repeats": repeats,
     }
-    print(json.dumps(result["machine"]), flush=True)
+    print(json.dumps(result["machine"]), f"git {result['git']}", flush=True)
     print(f"load average (1, 5, 15 min) at start: {result['load_average_start']}", flush=True)
 
     peak_start = matmul_peak(2048, repeats)
@@ -473,8 +504,9 @@ def main(argv: list[str] | None = None) -> dict:
     if not args.skip_memory:
         with tempfile.TemporaryDirectory() as tmp:
             models = [m.strip() for m in args.memory_models.split(",") if m.strip()]
-            result["memory"] = memory_runs(parse_sizes(args.memory_sizes), models, pathlib.Path(tmp))
+            result["memory"] = memory_runs(parse_sizes(args.memory_sizes), models, pathlib.Path(tmp), args.memory_timeout)
     result["load_average_end"] = load_average()
+    result["git_end"] = git_state()
 
     print()
     print(
