@@ -1,6 +1,6 @@
 """Evaluation of a style model on observed and unobserved styles (reference-model.md §5).
 
-The paper's central claim (Ghiasi et al. 2017, §4.2 and Figure 5): a model
+The paper's central claim (Ghiasi et al. 2017; its Figure 5): a model
 trained on enough paintings stylizes paintings it never saw about as well as
 the ones it trained on. ``evaluate`` measures it for one model:
 
