@@ -294,12 +294,27 @@ def _eval_step(graphdef, loss_graphdef, weights_key, nstyle: bool) -> Callable:
 
 
 def _local_state(module: nnx.Module):
-    """(graphdef, state) with the state on one local device (a model from the
-    trainer may be replicated over a mesh; evaluation runs on one device)."""
+    """(graphdef, state) with the state on this process's first device.
+
+    A model from the trainer is replicated over a mesh that may span hosts;
+    every process then evaluates the whole (identical) pair list on one local
+    device, so no collective is needed, and process 0 writes the files.
+    """
+    device = jax.local_devices()[0]
+
+    def local(x):
+        if not isinstance(x, jax.Array):
+            return x
+        if x.is_fully_addressable:
+            return jax.device_put(x, device)
+        if x.sharding.is_fully_replicated:  # this host holds a full copy
+            return jax.device_put(x.addressable_data(0), device)
+        from jax.experimental import multihost_utils
+
+        return jax.device_put(multihost_utils.process_allgather(x, tiled=True), device)
+
     graphdef, state = nnx.split(module)
-    if jax.process_count() == 1:
-        state = jax.device_put(state, jax.sharding.SingleDeviceSharding(jax.local_devices()[0]))
-    return graphdef, state
+    return graphdef, jax.tree.map(local, state)
 
 
 # ---------------------------------------------------------------------------
