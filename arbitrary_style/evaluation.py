@@ -77,7 +77,16 @@ def eval_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
         return config.eval
     from arbitrary_style.config import base_config
 
+    _warn_once(
+        "the config has no eval section (a config.json saved before it existed): using "
+        "base_config()'s; pass --config=configs/<experiment>.py to use the experiment's"
+    )
     return base_config().eval
+
+
+@functools.cache
+def _warn_once(message: str) -> None:
+    log.warning(message)
 
 
 def eval_loss_weights(config: ml_collections.ConfigDict) -> losses.LossWeights:
