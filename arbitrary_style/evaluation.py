@@ -98,7 +98,9 @@ def eval_loss_weights(config: ml_collections.ConfigDict) -> losses.LossWeights:
     )
 
 
-def eval_sets(config: ml_collections.ConfigDict, model: nnx.Module | None = None) -> tuple[str, ...]:
+def eval_sets(
+    config: ml_collections.ConfigDict, model: nnx.Module | None = None
+) -> tuple[str, ...]:
     sets = tuple(eval_config(config).sets)
     unknown = [s for s in sets if s not in SETS]
     if not sets or unknown:
@@ -532,11 +534,15 @@ def plotted_terms(names: Sequence[str]) -> list[str]:
     """Unweighted terms, then the weighted sums and the total (the weighted
     per-layer terms are the unweighted ones times a constant)."""
     raw = [n for n in names if not n.startswith("weighted/") and n != "total"]
-    sums = [n for n in ("weighted/content", "weighted/style", "weighted/total_variation") if n in names]
+    sums = [
+        n for n in ("weighted/content", "weighted/style", "weighted/total_variation") if n in names
+    ]
     return raw + sums + (["total"] if "total" in names else [])
 
 
-def plot_losses(path: Path, per_pair: Mapping[str, Mapping[str, np.ndarray]], *, title: str) -> None:
+def plot_losses(
+    path: Path, per_pair: Mapping[str, Mapping[str, np.ndarray]], *, title: str
+) -> None:
     """Box plots with every pair drawn as a point, one panel per term,
     observed and unobserved side by side (log scale where all values > 0)."""
     import matplotlib
@@ -569,7 +575,9 @@ def plot_losses(path: Path, per_pair: Mapping[str, Mapping[str, np.ndarray]], *,
     plt.close(fig)
 
 
-def sample_grid(config, data: EvalData, run: Callable, sets: Sequence[str], batch_size: int) -> np.ndarray:
+def sample_grid(
+    config, data: EvalData, run: Callable, sets: Sequence[str], batch_size: int
+) -> np.ndarray:
     """uint8 grid: first row the styles, then one row per content (first
     column the content) and a last row of stylized uniform noise.
 
@@ -652,7 +660,8 @@ def model_to_evaluate(
         if not any(path.iterdir()):
             raise FileNotFoundError(
                 f"workdir {workdir} is empty: no {checkpoints.CONFIG_FILE} and no "
-                f"{checkpoints.CHECKPOINT_DIR}/ (train into it with python -m arbitrary_style.train)"
+                f"{checkpoints.CHECKPOINT_DIR}/ (train into it with "
+                "python -m arbitrary_style.train)"
             )
         if not (path / checkpoints.CHECKPOINT_DIR).is_dir():
             raise FileNotFoundError(

@@ -108,9 +108,9 @@ def check_outputs(out, *, pairs, sets=("observed", "unobserved")):
         np.testing.assert_allclose(
             terms["weighted/style/conv2"]["mean"], 1e-3 * terms["style/conv2"]["mean"], rtol=1e-5
         )
-    ratio = summary["unobserved_over_observed"]["total"]
+    means = {which: summary["sets"][which]["total"]["mean"] for which in sets}
     np.testing.assert_allclose(
-        ratio, summary["sets"]["unobserved"]["total"]["mean"] / summary["sets"]["observed"]["total"]["mean"]
+        summary["unobserved_over_observed"]["total"], means["unobserved"] / means["observed"]
     )
     return summary
 

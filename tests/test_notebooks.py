@@ -64,7 +64,6 @@ def test_notebook_executes(path, kernel, tmp_path):
     client.execute()  # raises CellExecutionError with the failing cell's traceback
     printed = "".join(o.get("text", "") for o in notebook.cells[-1].outputs)
     assert printed.strip() == sys.executable
-    images = sum(
-        1 for cell in notebook.cells for o in cell.get("outputs", []) if "image/png" in o.get("data", {})
-    )
+    outputs = [o for cell in notebook.cells for o in cell.get("outputs", [])]
+    images = sum(1 for o in outputs if "image/png" in o.get("data", {}))
     assert images >= 3, f"{path.name} drew {images} figures"
