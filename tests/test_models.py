@@ -248,3 +248,19 @@ def test_fused_upsample_convolution_equals_upsample_then_convolve(shape):
     assert fused.shape == (shape[0], 2 * shape[1], 2 * shape[2], 8)
     if reference is not None:
         np.testing.assert_allclose(fused, reference, rtol=1e-4, atol=1e-5)
+
+
+def test_taps_gradients_equal_xla_gradients():
+    x = jnp.asarray(np.random.default_rng(7).normal(size=(2, 12, 10, 16)), jnp.float32)
+    grads = {}
+    for impl in ("xla", "taps"):
+        conv = layers.Conv2d(16, 4, 3, padding="REFLECT", implementation=impl, rngs=nnx.Rngs(0))
+        graphdef, state = nnx.split(conv)
+
+        def loss(state, x, graphdef=graphdef):
+            c = nnx.merge(graphdef, state)
+            return jnp.sum(c.convolve(x) ** 2) + jnp.sum(c.convolve_upsampled(x[:, :6, :5]) ** 3)
+
+        grads[impl] = jax.grad(loss, argnums=(0, 1))(state, x)
+    for a, b in zip(jax.tree.leaves(grads["xla"]), jax.tree.leaves(grads["taps"])):
+        np.testing.assert_allclose(b, a, rtol=2e-4, atol=1e-4)

@@ -10,6 +10,7 @@ tables of prefixes and leaf names, never code (see ``checkpoint_path``).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Literal
 
@@ -92,6 +93,56 @@ def same_padding(kernel: int, stride: int, size: int) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
+def shifted_sums(z: Array, groups: tuple, out_size: tuple[int, int]) -> Array:
+    """Sums of shifted windows of the columns of ``z``.
+
+    Args:
+      z: [B, H, W, J, C].
+      groups: for each output group, a tuple of (column j, row offset, column
+        offset); the group's output is the sum over its entries of
+        ``z[:, oy:oy + ho, ox:ox + wo, j]``.
+      out_size: (ho, wo).
+
+    Returns:
+      [B, ho, wo, len(groups), C].
+
+    The gradient is written by hand: autodiff would transpose every window
+    into a zero-padded copy of all of ``z`` and add them up (kh*kw full-size
+    tensors per layer: ~100x slower than XLA's convolution gradient on CPU,
+    and out of memory for 9x9 kernels); here each column's gradient is one
+    padded window, stacked once.
+    """
+    ho, wo = out_size
+    outputs = []
+    for group in groups:
+        total = None
+        for j, oy, ox in group:
+            window = z[:, oy : oy + ho, ox : ox + wo, j]
+            total = window if total is None else total + window
+        outputs.append(total)
+    return jnp.stack(outputs, axis=3)
+
+
+def _shifted_sums_fwd(z, groups, out_size):
+    return shifted_sums(z, groups, out_size), z.shape
+
+
+def _shifted_sums_bwd(groups, out_size, z_shape, grad):
+    _, h, w, num_columns, _ = z_shape
+    ho, wo = out_size
+    columns = [None] * num_columns
+    for g, group in enumerate(groups):
+        for j, oy, ox in group:
+            columns[j] = jnp.pad(
+                grad[:, :, :, g], ((0, 0), (oy, h - ho - oy), (ox, w - wo - ox), (0, 0))
+            )
+    return (jnp.stack(columns, axis=3),)
+
+
+shifted_sums.defvjp(_shifted_sums_fwd, _shifted_sums_bwd)
+
+
 def conv_by_taps(x: Array, weights: Array) -> Array:
     """A stride-1 VALID convolution as one matmul followed by shifted sums.
 
@@ -105,15 +156,10 @@ def conv_by_taps(x: Array, weights: Array) -> Array:
     """
     kh, kw, cin, cout = weights.shape
     b, h, w, _ = x.shape
-    ho, wo = h - kh + 1, w - kw + 1
     taps = weights.transpose(2, 0, 1, 3).reshape(cin, kh * kw * cout)
-    z = jnp.einsum("bhwc,cn->bhwn", x, taps).reshape(b, h, w, kh, kw, cout)
-    out = None
-    for dy in range(kh):
-        for dx in range(kw):
-            term = z[:, dy : dy + ho, dx : dx + wo, dy, dx]
-            out = term if out is None else out + term
-    return out
+    z = jnp.einsum("bhwc,cn->bhwn", x, taps).reshape(b, h, w, kh * kw, cout)
+    group = tuple((dy * kw + dx, dy, dx) for dy in range(kh) for dx in range(kw))
+    return shifted_sums(z, (group,), (h - kh + 1, w - kw + 1))[:, :, :, 0]
 
 
 # Nearest x2 upsampling, reflect padding by 1 and a 3-tap convolution, per
@@ -139,21 +185,19 @@ def upsample_conv_by_taps(x: Array, weights: Array) -> Array:
         raise ValueError(f"upsample_conv_by_taps needs a 3x3 kernel, got {kh}x{kw}")
     b, h, w, _ = x.shape
     padded = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="edge")
-    columns, places = [], []
-    for py, phase_y in enumerate(_UPSAMPLE_PHASE_TAPS):
-        for px, phase_x in enumerate(_UPSAMPLE_PHASE_TAPS):
+    columns, groups = [], []
+    for phase_y in _UPSAMPLE_PHASE_TAPS:
+        for phase_x in _UPSAMPLE_PHASE_TAPS:
+            group = []
             for oy, ky in phase_y:
                 for ox, kx in phase_x:
+                    group.append((len(columns), oy, ox))
                     columns.append(weights[jnp.array(ky)][:, jnp.array(kx)].sum(axis=(0, 1)))
-                    places.append((py, px, oy, ox))
+            groups.append(tuple(group))
     taps = jnp.stack(columns, axis=1).reshape(cin, len(columns) * cout)
     z = jnp.einsum("bhwc,cn->bhwn", padded, taps).reshape(b, h + 2, w + 2, len(columns), cout)
-    phases = {}
-    for j, (py, px, oy, ox) in enumerate(places):
-        term = z[:, oy : oy + h, ox : ox + w, j]
-        phases[py, px] = term if (py, px) not in phases else phases[py, px] + term
-    rows = [jnp.stack([phases[py, 0], phases[py, 1]], axis=3) for py in (0, 1)]  # [b, h, w, 2, c]
-    out = jnp.stack(rows, axis=2)  # [b, h, 2, w, 2, c]
+    phases = shifted_sums(z, tuple(groups), (h, w))  # [b, h, w, (py, px), c]
+    out = phases.reshape(b, h, w, 2, 2, cout).transpose(0, 1, 3, 2, 4, 5)  # [b, h, py, w, px, c]
     return out.reshape(b, 2 * h, 2 * w, cout)
 
 
