@@ -276,7 +276,7 @@ def make_train_step(
         )
         updates, new_opt_state = optimizer.update(grads, state["opt_state"], state["params"])
         new_params = optax.apply_updates(state["params"], updates)
-        grad_norm = optax.global_norm(grads)
+        grad_norm = optax.tree.norm(grads)
 
         term_finite = jnp.stack([jnp.isfinite(terms[k]) for k in term_names])
         finite = jnp.all(term_finite) & jnp.isfinite(grad_norm)

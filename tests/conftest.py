@@ -89,12 +89,21 @@ COMPILATION_CACHE = pathlib.Path(tempfile.gettempdir()) / "arbitrary-style-tests
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(COMPILATION_CACHE))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+# LLVM's optimisation passes dominate XLA:CPU compile time and the tests' steps
+# are tiny: level 0 compiles the Inception smoke step ~2.5x faster (measured on
+# the 2-core CI machine). XLA's own HLO optimisations and its float semantics
+# are unchanged; set XLA_FLAGS yourself to override.
+TEST_XLA_FLAGS = "--xla_backend_optimization_level=0"
+if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {TEST_XLA_FLAGS}".strip()
 
 
 def subprocess_env(**extra: str) -> dict[str, str]:
     """Environment of a test subprocess: the repo importable, tests/ too."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "tests"), env.get("PYTHONPATH", "")])
+    if "XLA_FLAGS" in extra:
+        extra = dict(extra, XLA_FLAGS=f"{extra['XLA_FLAGS']} {TEST_XLA_FLAGS}")
     env.update(extra)
     return env
 
