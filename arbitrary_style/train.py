@@ -15,7 +15,7 @@ from __future__ import annotations
 from absl import app, flags
 from ml_collections import config_flags
 
-from arbitrary_style import trainer
+from arbitrary_style import evaluation, trainer
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Config file, optionally with ':variant'.", lock_config=True
@@ -27,7 +27,10 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    trainer.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+    config, workdir = _CONFIG.value, _WORKDIR.value
+    # Periodic observed-vs-unobserved evaluation, every config.train.eval_every steps.
+    eval_fn = evaluation.make_eval_fn(config, workdir) if config.train.eval_every else None
+    trainer.train_and_evaluate(config, workdir, eval_fn=eval_fn)
 
 
 if __name__ == "__main__":
