@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
+from flax import nnx
 from ml_collections import config_flags
 from PIL import Image
 
@@ -65,6 +66,36 @@ def stylize_grid(model, contents: np.ndarray, styles: np.ndarray) -> np.ndarray:
     return np.round(np.concatenate(rows, axis=0) * 255).astype(np.uint8)
 
 
+def recalibrate_batch_norm(model: nnx.Module, contents: np.ndarray, styles: np.ndarray) -> None:
+    """Sets every batch norm's moving averages to the statistics of one batch of
+    training pairs (every content photo with every training style), in place.
+
+    A few hundred steps with decay 0.999 (transfer network) and 0.9997
+    (Inception) leave the moving averages mostly at their initial values, so
+    inference mode would normalise with statistics the network never trained
+    with. This demo-only step replaces them by the statistics of a batch like
+    the training batches; the checkpoint is left as trained.
+    """
+    norms = [node for _, node in nnx.iter_graph(model) if isinstance(node, nnx.BatchNorm)]
+    saved = [bn.momentum for bn in norms]
+    for bn in norms:
+        bn.momentum = 0.0  # new average = this batch's statistics
+    graphdef, state = nnx.split(model)
+
+    @jax.jit
+    def statistics(state, content, style):
+        m = nnx.merge(graphdef, state, copy=True)
+        m(content, style, train=True)
+        return nnx.state(m, nnx.BatchStat)
+
+    pairs = [(c, s) for s in range(len(styles)) for c in range(len(contents))]
+    content = jnp.asarray(contents[[c for c, _ in pairs]])
+    style = jnp.asarray(styles[[s for _, s in pairs]])
+    nnx.update(model, statistics(state, content, style))
+    for bn, momentum in zip(norms, saved):
+        bn.momentum = momentum
+
+
 def write_heldout_grid(workdir: str | Path) -> Path:
     """Stylizes the demo content photos with the held-out demo styles; returns the PNG path."""
     from arbitrary_style.data import demo as demo_data
@@ -73,14 +104,23 @@ def write_heldout_grid(workdir: str | Path) -> Path:
     size = config.data.image_size
     contents = np.stack([square(x, size) for x in demo_data.content_images()])
     styles = np.stack([square(x, size) for x in demo_data.style_images("heldout")])
+    if config.model.kind == "arbitrary":
+        train_styles = np.stack([square(x, size) for x in demo_data.style_images("train")])
+        recalibrate_batch_norm(model, contents, train_styles)
     path = Path(workdir) / GRID_FILE
     Image.fromarray(stylize_grid(model, contents, styles)).save(path)
     return path
 
 
 def first_and_last_metrics(workdir: str | Path) -> tuple[dict, dict]:
-    lines = (Path(workdir) / trainer.METRICS_FILE).read_text().splitlines()
-    return json.loads(lines[0]), json.loads(lines[-1])
+    """The first and the last log window's mean losses.
+
+    The trainer also logs its very first step alone (step 1, right after
+    compiling); the first *window* is the record after it.
+    """
+    records = [json.loads(x) for x in (Path(workdir) / trainer.METRICS_FILE).read_text().splitlines()]
+    first = records[1] if len(records) > 2 and records[0]["step"] == 1 else records[0]
+    return first, records[-1]
 
 
 def loss_only(record: dict) -> dict:
@@ -101,8 +141,11 @@ def main(argv):
     say("")
     say(f"demo finished in {observe.format_seconds(end - start)} wall time "
         f"(training {observe.format_seconds(trained - start)}, grid {end - trained:.0f}s)")
-    say(f"loss breakdown at step {first['step']}:\n{losses.format_breakdown(loss_only(first))}")
-    say(f"loss breakdown at step {last['step']}:\n{losses.format_breakdown(loss_only(last))}")
+    for name, record in (("first", first), ("last", last)):
+        say(
+            f"{name} logged loss breakdown (mean over the steps up to step {record['step']}):\n"
+            f"{losses.format_breakdown(loss_only(record))}"
+        )
     say(f"held-out styles grid (rows: content photos; columns: unseen styles): {path}")
 
 

@@ -457,6 +457,11 @@ def maybe_evaluate(config, eval_fn, run: Run, state: State, step: int, writer) -
     writer.scalars(step, {f"eval/{k}": v for k, v in results.items()})
 
 
+@jax.jit
+def _add(a, b):
+    return jax.tree.map(jnp.add, a, b)
+
+
 def _host_scalars(metrics: Mapping[str, jax.Array]) -> dict[str, float]:
     return {k: float(v) for k, v in jax.device_get(dict(metrics)).items()}
 
@@ -478,7 +483,7 @@ def train_and_evaluate(
 
     Returns:
       (state, metrics): the final train state (on the mesh) and the host
-      values of the last logged step's metrics.
+      values of the metrics averaged over the last log window.
 
     Raises:
       NonFiniteLossError: a loss term became NaN/Inf (the message names the
@@ -528,11 +533,16 @@ def train_and_evaluate(
     progress = observe.Progress(first_step=start_step, num_steps=tc.num_steps, batch_size=tc.batch_size)
     last_metrics: dict[str, float] = {}
     last_saved = latest
+    window, window_steps = None, 0
     try:
         for step in range(start_step, tc.num_steps):
             local = next(batches)
             batch = parallel.global_batch(local, batch_sharding)
             state, metrics = run.train_step(state, batch, run.loss_network_state)
+            # Logged values are means over the steps since the last log (one
+            # batch is a noisy estimate: styles differ a lot); summed on device.
+            window = metrics if window is None else _add(window, metrics)
+            window_steps += 1
             done = step + 1
             if step == start_step:
                 jax.block_until_ready(metrics)
@@ -541,7 +551,8 @@ def train_and_evaluate(
             last = done == tc.num_steps
             if done % tc.log_every == 0 or last or step == start_step:
                 check_guard(state, run.term_names, last_saved)
-                last_metrics = _host_scalars(metrics)
+                last_metrics = {k: v / window_steps for k, v in _host_scalars(window).items()}
+                window, window_steps = None, 0
                 rates = progress.rates(done)
                 writer.scalars(
                     done,

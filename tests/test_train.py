@@ -63,6 +63,18 @@ def test_smoke_variant_trains_and_compiles_once(name, tmp_path, fake_data, monke
     )
 
 
+    if name == "demo":
+        # What the weights developer's Stylizer makes of a workdir we trained.
+        from arbitrary_style.stylizer import Stylizer
+
+        stylizer = Stylizer.from_workdir(tmp_path)
+        rng = np.random.default_rng(0)
+        content = rng.integers(0, 256, (36, 44, 3), dtype=np.uint8)
+        style = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+        out = np.asarray(stylizer.stylize(content, style))
+        assert out.shape[:2] == content.shape[:2] and np.isfinite(out.astype(np.float32)).all()
+
+
 def _model_parts(state):
     return state["params"], state["batch_stats"], state["frozen"]
 

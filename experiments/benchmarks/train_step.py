@@ -72,6 +72,9 @@ def main() -> None:
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--image_size", type=int, default=256)
     parser.add_argument("--steps", type=int, default=5, help="timed steps after one warm-up")
+    parser.add_argument(
+        "--conv_implementation", default=None, help="override config.train.conv_implementation"
+    )
     args = parser.parse_args()
 
     config = load_config(args.config, args.variant)
@@ -79,6 +82,8 @@ def main() -> None:
     config.data.image_size = args.image_size
     config.weights.loss_network = ""
     config.weights.predictor_init = ""
+    if args.conv_implementation:
+        config.train.conv_implementation = args.conv_implementation
     if config.model.kind == "nstyle" and config.model.num_styles <= 0:
         config.model.num_styles = 16
 
@@ -111,6 +116,7 @@ def main() -> None:
 
     result = {
         "config": args.config,
+        "conv_implementation": config.train.conv_implementation,
         "batch_size": args.batch_size,
         "image_size": args.image_size,
         "device": str(jax.devices()[0].device_kind),
@@ -128,7 +134,7 @@ def main() -> None:
     }
     print(json.dumps(result))
     print(
-        f"| {args.config} | {args.batch_size} | {args.image_size} | {result['device']} x"
+        f"| {args.config} | {config.train.conv_implementation} | {args.batch_size} | {args.image_size} | {result['device']} x"
         f"{result['devices']} | {result['images_per_second']} | {result['gflops_per_step']} | "
         f"{result['achieved_gflops_per_second']} | {result['matmul_peak_gflops_per_second']} | "
         f"{100 * result['mfu']:.1f}% |"
