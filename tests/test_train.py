@@ -70,7 +70,7 @@ def test_smoke_variant_trains_and_compiles_once(name, tmp_path, fake_data, monke
         stylizer = Stylizer.from_workdir(tmp_path)
         rng = np.random.default_rng(0)
         content = rng.integers(0, 256, (36, 44, 3), dtype=np.uint8)
-        style = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+        style = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)  # Inception needs >= ~64 px
         out = np.asarray(stylizer.stylize(content, style))
         assert out.shape[:2] == content.shape[:2] and np.isfinite(out.astype(np.float32)).all()
 
