@@ -9,8 +9,6 @@ checkpoint's scopes under ``InceptionV3/``, quirks included.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
-
 import jax
 import jax.numpy as jnp
 from flax import nnx
@@ -221,15 +219,3 @@ class InceptionV3(nnx.Module):
                 return x
         raise AssertionError("unreachable")
 
-
-def branch_names(block: str) -> Sequence[str]:
-    """Convolution paths of one mixed block (for tests and converters)."""
-    for name, branches in MIXED_BLOCKS:
-        if name == block:
-            return [
-                f"{name}/Branch_{b}/{op.name}"
-                for b, branch in enumerate(branches)
-                for op in branch
-                if op.kind == "conv"
-            ]
-    raise KeyError(block)

@@ -162,6 +162,11 @@ def conv_by_taps(x: Array, weights: Array) -> Array:
     return shifted_sums(z, (group,), (h - kh + 1, w - kw + 1))[:, :, :, 0]
 
 
+def upsample_nearest(x: Array, factor: int = 2) -> Array:
+    """Nearest-neighbour upsampling (tf.image.resize_nearest_neighbor by 2)."""
+    return jnp.repeat(jnp.repeat(x, factor, axis=1), factor, axis=2)
+
+
 # Nearest x2 upsampling, reflect padding by 1 and a 3-tap convolution, per
 # output phase p (even / odd output index): the (offset into the edge-padded
 # low-resolution input, kernel taps summed at that offset). Derivation: with
@@ -340,7 +345,7 @@ class Conv2d(nnx.Module):
             if self.biases is not None:
                 y = y + self.biases[...].astype(y.dtype)
             return y
-        return self.convolve(jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2))
+        return self.convolve(upsample_nearest(x))
 
     def __call__(self, x: Array, *, train: bool = False) -> Array:
         y = self.convolve(x)

@@ -26,6 +26,7 @@ from arbitrary_style.models.layers import (
     instance_norm_moments,
     set_module,
     transformer_init,
+    upsample_nearest,
 )
 
 Array = jax.Array
@@ -76,11 +77,6 @@ def transformer_layers(alpha: float = 1.0) -> tuple[TransformerLayer, ...]:
         TransformerLayer("expand/conv3/conv", 9, 1, 3, group="expand"),
     ]
     return tuple(layers)
-
-
-def upsample_nearest(x: Array, factor: int = 2) -> Array:
-    """Nearest-neighbour upsampling (tf.image.resize_nearest_neighbor by 2)."""
-    return jnp.repeat(jnp.repeat(x, factor, axis=1), factor, axis=2)
 
 
 class StyleTransferNetwork(nnx.Module):
