@@ -1,0 +1,280 @@
+r"""Our transfer network as a plain TensorFlow graph, for the stylize benchmark.
+
+    .venv/bin/python experiments/benchmarks/tf_peer.py --alpha=1 --sizes=256,512,1024 --repeats=10
+
+    fn = build_tf_transformer(network, norm_params)   # a tf.function
+    stylized = fn(tf.constant(image))                  # [1, H, W, 3] -> [1, H, W, 3]
+
+Why: the issue asks us to compare with "Magenta's TensorFlow graph, batch 1".
+That graph (image_stylization/model.py ``transform`` and model_util.py) is
+nothing but plain TF ops: reflect ``tf.pad``, ``conv2d`` VALID without bias,
+slim batch norm (contract layers of the arbitrary model) or a conditional
+instance norm (``tf.nn.moments`` + ``tf.nn.batch_normalization`` with the
+style's beta/gamma), ``resize_nearest_neighbor`` x2, ReLU, the residual add
+and a final sigmoid. This module builds exactly that graph, written here,
+from the weights of our NNX ``StyleTransferNetwork`` and one style's
+beta/gamma, so that timing it against our jitted JAX network compares the two
+runtimes on the same network, the same weights and the same machine.
+
+It is a ``tf.function`` with ``jit_compile=False``: TensorFlow's own kernels
+run (graph optimisations by Grappler, no XLA), as they would for Magenta's
+graph. oneDNN: TensorFlow turns its oneDNN kernels on by default only on some
+x86 CPUs (recent Intel ones); elsewhere (e.g. the AMD EPYC this was written
+on) it uses its Eigen kernels unless ``TF_ENABLE_ONEDNN_OPTS=1`` is set before
+TensorFlow is imported. ``--onednn`` chooses (default: as TensorFlow decides)
+and ``onednn_enabled()`` reports what ran; on that 2-core machine, shared and
+under ``nice``, oneDNN ran 4-6x slower than the default kernels at 128 px, so
+time both before picking one. GPUs are hidden from TensorFlow, as everywhere
+in this project (``arbitrary_style.data._tf``): JAX owns them.
+
+``tf_parity`` compares the graph's output with our module's on a small image
+before any timing: max |diff| ~2e-6 with unit-gain random weights
+(tests/test_tf_peer.py), ~1e-4 with the benchmark's N(0, 0.01) ones, whose
+shrinking activations make the instance norms amplify float32 rounding (ours,
+onnxruntime and TF then differ from each other by that much). ``time_tf``
+gives the median latency like the benchmark's onnxruntime figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import statistics
+import sys
+import time
+from collections.abc import Mapping
+
+import numpy as np
+
+from arbitrary_style.models.layers import get_module
+from arbitrary_style.models.transformer import CONDITIONAL_NORM_EPSILON
+
+HERE = pathlib.Path(__file__).resolve().parent
+PARITY_SIZE = 64
+ONEDNN_ENV = "TF_ENABLE_ONEDNN_OPTS"
+
+
+def tf(onednn: bool | None = None):
+    """The ``tensorflow`` module, GPUs hidden.
+
+    Args:
+      onednn: True / False sets ``TF_ENABLE_ONEDNN_OPTS`` for TensorFlow's
+        import (it is read once, when the library loads: too late if TF is
+        already imported, see ``onednn_enabled``); None leaves TF's default.
+    """
+    if onednn is not None and "tensorflow" not in sys.modules:
+        os.environ[ONEDNN_ENV] = "1" if onednn else "0"
+    # The project's lazy import: it hides the GPUs before TF touches them.
+    from arbitrary_style.data._tf import tf as project_tf
+
+    return project_tf()
+
+
+def onednn_enabled() -> bool:
+    """Whether the loaded TensorFlow runs its oneDNN kernels."""
+    tf()
+    from tensorflow.python.util import _pywrap_util_port
+
+    return bool(_pywrap_util_port.IsMklEnabled())
+
+
+def _array(value) -> np.ndarray:
+    """An NNX variable (or array) as float32 NumPy."""
+    return np.asarray(value[...] if hasattr(value, "__getitem__") else value, np.float32)
+
+
+def build_tf_transformer(
+    network,
+    norm_params: Mapping[str, tuple[np.ndarray, np.ndarray]],
+):
+    """A ``tf.function`` computing ``network(images, norm_params)`` for batch 1.
+
+    Args:
+      network: a ``StyleTransferNetwork`` (arbitrary-model layout: batch norm
+        in the contract layers, with its moving statistics; the N-style layout,
+        ``conditional_contract=True``, also works).
+      norm_params: {conditional layer: (beta, gamma)}, each [1, C] or [C]: one
+        style, baked into the graph as constants like the ONNX export.
+
+    Returns:
+      A ``tf.function`` (no XLA) mapping float32 NHWC [1, H, W, 3] in [0, 1]
+      to the stylized [1, H', W', 3] (H' = H for H a multiple of 4). It traces
+      once per input shape, so every size gets a static-shape graph, as ours
+      is compiled per size.
+    """
+    tf_ = tf()
+    # Everything the graph needs, as constants, built once here (not at trace).
+    plan = []
+    for layer in network.layers:
+        conv = get_module(network, layer.name)
+        if conv.padding != "REFLECT" or conv.biases is not None:
+            raise ValueError(f"{layer.name}: expected a reflect-padded convolution without bias")
+        kh, kw = conv.kernel_size
+        step = {
+            "layer": layer,
+            "pads": [[0, 0], [kh // 2, kh // 2], [kw // 2, kw // 2], [0, 0]],
+            # Ours is HWIO, which is tf.nn.conv2d's filter layout already.
+            "weights": tf_.constant(_array(conv.weights)),
+            "stride": conv.stride,
+        }
+        channels = layer.features
+        bn = conv.BatchNorm
+        if bn is not None:
+            # Slim batch_norm at inference: the moving averages; slim's
+            # scale=False is a gamma of ones.
+            scale = getattr(bn, "scale", None)
+            bias = getattr(bn, "bias", None)
+            step["bn"] = (
+                tf_.constant(_array(scale) if scale is not None else np.ones(channels, np.float32)),
+                tf_.constant(_array(bias) if bias is not None else np.zeros(channels, np.float32)),
+                tf_.constant(_array(bn.mean)),
+                tf_.constant(_array(bn.var)),
+                float(bn.epsilon),
+            )
+        else:
+            beta, gamma = (np.asarray(a, np.float32).reshape(-1, channels) for a in norm_params[layer.name])
+            if beta.shape[0] != 1 or gamma.shape[0] != 1:
+                raise ValueError("the TF peer bakes one style in: norm_params must have batch 1")
+            # [1, 1, 1, C]: broadcasts over the NHWC activations.
+            step["instance_norm"] = (
+                tf_.constant(beta.reshape(1, 1, 1, channels)),
+                tf_.constant(gamma.reshape(1, 1, 1, channels)),
+            )
+        plan.append(step)
+
+    def forward(images):
+        x = images
+        residual_input = None
+        for step in plan:
+            layer = step["layer"]
+            if layer.upsample:
+                # Magenta model_util.upsampling: resize_nearest_neighbor to
+                # twice the size (v1 op: asymmetric, floor; = our jnp.repeat).
+                # The raw op, as the v1 wrapper is deprecated.
+                shape = tf_.shape(x)
+                x = tf_.raw_ops.ResizeNearestNeighbor(
+                    images=x, size=[2 * shape[1], 2 * shape[2]], align_corners=False, half_pixel_centers=False
+                )
+            # Magenta model_util.conv2d: reflect pad by k // 2, VALID conv.
+            padded = tf_.pad(x, step["pads"], mode="REFLECT")
+            y = tf_.nn.conv2d(padded, step["weights"], strides=step["stride"], padding="VALID")
+            if "bn" in step:
+                scale, offset, mean, var, epsilon = step["bn"]
+                # The fused kernel is what slim.batch_norm runs for NHWC inputs.
+                y, _, _ = tf_.compat.v1.nn.fused_batch_norm(
+                    y, scale, offset, mean=mean, variance=var, epsilon=epsilon, is_training=False
+                )
+            else:
+                # Magenta ops.conditional_instance_norm: moments over H, W.
+                beta, gamma = step["instance_norm"]
+                mean, var = tf_.nn.moments(y, axes=[1, 2], keepdims=True)
+                y = tf_.nn.batch_normalization(y, mean, var, beta, gamma, CONDITIONAL_NORM_EPSILON)
+            # Same wiring as StyleTransferNetwork._forward.
+            last_of_pair = layer.group == "residual" and layer.name.endswith("conv2")
+            if layer.group == "residual" and not last_of_pair:
+                residual_input = x
+                x = tf_.nn.relu(y)
+            elif last_of_pair:
+                # No ReLU after the second conv nor after the add.
+                x = residual_input + y
+            elif layer.name == "expand/conv3/conv":
+                x = tf_.sigmoid(y)
+            else:
+                x = tf_.nn.relu(y)
+        return x
+
+    # jit_compile=False: TF's own kernels (Grappler-optimised graph), not XLA;
+    # autograph off: the loop above is over Python data, unrolled at trace.
+    return tf_.function(forward, jit_compile=False, autograph=False)
+
+
+def ours_fn(network):
+    """Our network as a jitted pure function of (state, images, norm_params)."""
+    import jax
+    from flax import nnx
+
+    graphdef, state = nnx.split(network)
+    fn = jax.jit(lambda state, x, params: nnx.merge(graphdef, state)(x, params))
+    return lambda x, params: fn(state, x, params)
+
+
+def tf_parity(network, norm_params, size: int = PARITY_SIZE, seed: int = 3, tf_fn=None) -> float:
+    """Max |ours - TF peer| on one random [1, size, size, 3] image.
+
+    Args:
+      tf_fn: an already built ``build_tf_transformer(network, norm_params)``
+        (built here when None).
+    """
+    import jax
+    import jax.numpy as jnp
+
+    x = np.random.default_rng(seed).random((1, size, size, 3), dtype=np.float32)
+    ours = np.asarray(ours_fn(network)(jnp.asarray(x), jax.tree.map(jnp.asarray, dict(norm_params))))
+    if tf_fn is None:
+        tf_fn = build_tf_transformer(network, norm_params)
+    theirs = tf_fn(tf().constant(x)).numpy()
+    if ours.shape != theirs.shape:
+        raise ValueError(f"shapes differ: ours {ours.shape}, TF {theirs.shape}")
+    return float(np.max(np.abs(ours - theirs)))
+
+
+def time_tf(fn, image, repeats: int) -> float:
+    """Median milliseconds of ``repeats`` calls of ``fn(image)`` after one warm-up.
+
+    The warm-up call also traces and optimises the graph for this shape. Each
+    timed call ends with the output in NumPy, like ``session.run`` in the
+    benchmark's onnxruntime timings (TF on CPU has returned by then anyway).
+    """
+    x = tf().constant(np.asarray(image, np.float32))
+    fn(x).numpy()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn(x).numpy()
+        times.append(time.perf_counter() - t)
+    return 1e3 * statistics.median(times)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--alpha", type=float, default=1.0, help="width multiplier (1 full, 0.25 lite)")
+    parser.add_argument("--sizes", default="256,512,1024", help="comma-separated image sides")
+    parser.add_argument("--repeats", type=int, default=10, help="timed warm runs per size")
+    parser.add_argument(
+        "--onednn", choices=("default", "on", "off"), default="default",
+        help="TF_ENABLE_ONEDNN_OPTS for TensorFlow's import (default: TensorFlow decides)",
+    )
+    args = parser.parse_args(argv)
+    tf({"default": None, "on": True, "off": False}[args.onednn])
+
+    # Random weights, beta/gamma and batch-norm statistics, as in the
+    # stylize benchmark (imported here, not at the top: stylize imports us).
+    sys.path.insert(0, str(HERE))
+    from stylize import random_network, random_norm_params
+
+    network = random_network(args.alpha)
+    norm_params = random_norm_params(network)
+    fn = build_tf_transformer(network, norm_params)
+    result = {
+        "tensorflow": tf().__version__,
+        "onednn": onednn_enabled(),
+        "alpha": args.alpha,
+        "parity_size": PARITY_SIZE,
+        "parity_max_abs": tf_parity(network, norm_params, PARITY_SIZE, tf_fn=fn),
+        "median_ms": {},
+    }
+    print(
+        f"TensorFlow {result['tensorflow']} (oneDNN {'on' if result['onednn'] else 'off'}, no XLA), "
+        f"alpha {args.alpha}: max |ours - TF| at {PARITY_SIZE} px = {result['parity_max_abs']:.2e}",
+        flush=True,
+    )
+    for size in (int(s) for s in args.sizes.split(",") if s.strip()):
+        image = np.random.default_rng(0).random((1, size, size, 3), dtype=np.float32)
+        result["median_ms"][size] = time_tf(fn, image, args.repeats)
+        print(f"  {size}px: TF {result['median_ms'][size]:.1f} ms (median of {args.repeats})", flush=True)
+    return result
+
+
+if __name__ == "__main__":
+    main()
