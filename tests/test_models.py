@@ -264,3 +264,71 @@ def test_taps_gradients_equal_xla_gradients():
         grads[impl] = jax.grad(loss, argnums=(0, 1))(state, x)
     for a, b in zip(jax.tree.leaves(grads["xla"]), jax.tree.leaves(grads["taps"])):
         np.testing.assert_allclose(b, a, rtol=2e-4, atol=1e-4)
+
+
+def _convolve_and_gradients(conv, x):
+    graphdef, state = nnx.split(conv)
+
+    def loss(state, x):
+        return jnp.sum(jnp.sin(nnx.merge(graphdef, state).convolve(x)))
+
+    return nnx.merge(graphdef, state).convolve(x), jax.grad(loss, argnums=(0, 1))(state, x)
+
+
+@pytest.mark.parametrize(
+    "cin, cout, kernel, padding, size",
+    [(3, 32, 9, "REFLECT", (19, 14)), (32, 3, 9, "REFLECT", (12, 13)), (3, 8, 5, "SAME", (11, 16)), (8, 3, 7, "VALID", (15, 15))],
+)
+def test_block_convolution_equals_xla(cin, cout, kernel, padding, size):
+    x = jnp.asarray(np.random.default_rng(8).normal(size=(2, *size, cin)), jnp.float32)
+    results = {
+        impl: _convolve_and_gradients(
+            layers.Conv2d(cin, cout, kernel, padding=padding, implementation=impl, rngs=nnx.Rngs(0)), x
+        )
+        for impl in ("xla", "blocks")
+    }
+    (y_xla, g_xla), (y_blocks, g_blocks) = results["xla"], results["blocks"]
+    np.testing.assert_allclose(y_blocks, y_xla, rtol=1e-4, atol=1e-5)
+    for a, b in zip(jax.tree.leaves(g_xla), jax.tree.leaves(g_blocks)):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=5e-4)
+
+
+@pytest.mark.parametrize(
+    "kernel, stride, padding, size", [(3, 2, "SAME", (33, 20)), (3, 1, "VALID", (17, 9)), ((1, 7), 1, "SAME", (12, 12)), (3, 2, "VALID", (8, 9))]
+)
+def test_banded_xla_convolution_is_the_same_function(monkeypatch, kernel, stride, padding, size):
+    # Bands of 7 output pixels: many bands, the last one short.
+    monkeypatch.setattr(layers, "BAND_OUTPUT_PIXELS", 7)
+    x = jnp.asarray(np.random.default_rng(9).normal(size=(2, *size, 4)), jnp.float32)
+    conv = layers.Conv2d(4, 5, kernel, stride=stride, padding=padding, implementation="xla", rngs=nnx.Rngs(0))
+    conv.banded = True
+    y_banded, g_banded = _convolve_and_gradients(conv, x)
+    assert str(jax.make_jaxpr(conv.convolve)(x)).count("conv_general_dilated") > 1
+    conv.banded = False
+    y_whole, g_whole = _convolve_and_gradients(conv, x)
+    np.testing.assert_allclose(y_banded, y_whole, rtol=1e-5, atol=1e-5)
+    for a, b in zip(jax.tree.leaves(g_whole), jax.tree.leaves(g_banded)):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5)
+
+
+def test_auto_implementation_choices():
+    auto = layers.auto_implementation
+    assert auto(3, 32, (9, 9)) == "blocks"  # alpha-1 first layer
+    assert auto(32, 3, (9, 9)) == "blocks"  # alpha-1 last layer
+    assert auto(3, 8, (9, 9)) == "xla" and auto(8, 3, (9, 9)) == "xla"  # alpha 0.25
+    assert auto(128, 128, (3, 3)) == "taps"
+    assert auto(3, 64, (3, 3)) == "xla"
+    assert auto(64, 128, (3, 3), stride=2) == "xla"
+    assert auto(128, 128, (3, 3), backend="gpu") == "xla"
+    assert auto(3, 32, (9, 9), backend="gpu") == "xla"
+    with pytest.raises(ValueError, match="square kernel"):
+        layers.Conv2d(16, 16, (1, 7), implementation="blocks", rngs=nnx.Rngs(0))
+
+
+def test_style_image_too_small_for_the_trunk_is_an_error(paper_model):
+    # Inception-v3's trunk maps a 32 px image to 0x0 features, whose mean is NaN.
+    graphdef, state = nnx.split(paper_model)
+    embed = lambda state, images: nnx.merge(graphdef, state).predictor.embed(images)  # noqa: E731
+    with pytest.raises(ValueError, match="32x32 style images are too small"):
+        jax.eval_shape(embed, state, jax.ShapeDtypeStruct((1, 32, 32, 3), jnp.float32))
+    assert jax.eval_shape(embed, state, jax.ShapeDtypeStruct((1, 64, 64, 3), jnp.float32)).shape == (1, 100)

@@ -16,6 +16,7 @@ from typing import Literal
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 Array = jax.Array
@@ -36,6 +37,18 @@ NNX_TO_SLIM_LEAF = {v: k for k, v in SLIM_TO_NNX_LEAF.items()}
 # Convolutions with fewer input channels (the 3-channel image layers) run
 # faster as XLA convolutions than as taps (experiments/benchmarks/README.md).
 TAPS_MIN_FEATURES = 16
+# Square kernels at least this large with few input or output channels (the
+# 9x9 image layers of the transfer network) run as block convolutions.
+BLOCKS_MIN_KERNEL = 5
+BLOCK_SIZE = 2
+# XLA's CPU convolution slows down 2-4x once one call's activations outgrow the
+# caches: at 512 px, the 3x3 stride-2 64->128 layer took 82 ms in one call and
+# 22 ms as 16 bands of output rows; a 3x3 128->128 layer 141 ms against 44 ms
+# (experiments/benchmarks/README.md). On CPU, XLA convolutions therefore run
+# in bands of about this many output pixels per image (at most MAX_BANDS
+# bands, to bound the program size).
+BAND_OUTPUT_PIXELS = 2048
+MAX_BANDS = 32
 
 # Isotropic Gaussian N(0, 0.01) of the transfer network (Magenta
 # image_stylization/model.py `transform`: random_normal_initializer(0.0, 0.01)).
@@ -162,6 +175,116 @@ def conv_by_taps(x: Array, weights: Array) -> Array:
     return shifted_sums(z, (group,), (h - kh + 1, w - kw + 1))[:, :, :, 0]
 
 
+@functools.cache
+def _block_tap_index(kernel: int, block: int) -> np.ndarray:
+    """Where each weight of a block convolution comes from (see ``conv_by_blocks``).
+
+    Returns int indices of shape [kb, kb, s, s, s, s] (block tap y, x, input
+    phase y, x, output phase y, x) into the flattened kernel taps, with
+    ``kernel * kernel`` for "no tap" (a zero weight).
+    """
+    s = block
+    kb = (kernel - 1 + s - 1) // s + 1
+    index = np.full((kb, kb, s, s, s, s), kernel * kernel, dtype=np.int32)
+    for by, bx, qy, qx, py, px in np.ndindex(index.shape):
+        # Output pixel s*i + p reads input s*(i + b) + q, i.e. kernel tap s*b + q - p.
+        dy, dx = s * by + qy - py, s * bx + qx - px
+        if 0 <= dy < kernel and 0 <= dx < kernel:
+            index[by, bx, qy, qx, py, px] = dy * kernel + dx
+    return index
+
+
+def space_to_depth(x: Array, block: int) -> Array:
+    """[B, H, W, C] -> [B, H/s, W/s, s*s*C], (row phase, column phase, channel) minor."""
+    b, h, w, c = x.shape
+    x = x.reshape(b, h // block, block, w // block, block, c).transpose(0, 1, 3, 2, 4, 5)
+    return x.reshape(b, h // block, w // block, block * block * c)
+
+
+def depth_to_space(x: Array, block: int) -> Array:
+    """The inverse of ``space_to_depth``."""
+    b, h, w, c = x.shape
+    c //= block * block
+    x = x.reshape(b, h, w, block, block, c).transpose(0, 1, 3, 2, 4, 5)
+    return x.reshape(b, h * block, w * block, c)
+
+
+def xla_conv(x: Array, weights: Array, stride: int = 1, groups: int = 1) -> Array:
+    """XLA's VALID convolution, NHWC x HWIO -> NHWC."""
+    return jax.lax.conv_general_dilated(
+        x,
+        weights,
+        window_strides=(stride, stride),
+        padding="VALID",
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        feature_group_count=groups,
+    )
+
+
+def conv_in_bands(
+    conv: Callable[[Array], Array],
+    x: Array,
+    kernel_size: tuple[int, int],
+    stride: int = 1,
+    *,
+    band_pixels: int = BAND_OUTPUT_PIXELS,
+    max_bands: int = MAX_BANDS,
+) -> Array:
+    """``conv(x)`` for a VALID convolution ``conv``, computed in bands of output rows.
+
+    Each band reads its input rows plus the kernel's halo, so the result is the
+    same function; only the size of each convolution call changes (see
+    ``BAND_OUTPUT_PIXELS``).
+    """
+    kh, kw = kernel_size
+    h, w = x.shape[1:3]
+    ho, wo = (h - kh) // stride + 1, (w - kw) // stride + 1
+    rows = max(1, band_pixels // max(wo, 1), -(-ho // max_bands))
+    if rows >= ho:
+        return conv(x)
+    bands = [
+        conv(x[:, r0 * stride : (min(ho, r0 + rows) - 1) * stride + kh])
+        for r0 in range(0, ho, rows)
+    ]
+    return jnp.concatenate(bands, axis=1)
+
+
+def conv_by_blocks(
+    x: Array, weights: Array, block: int = 2, inner: Callable[[Array, Array], Array] = xla_conv
+) -> Array:
+    """A stride-1 VALID convolution computed on ``block`` x ``block`` pixel blocks.
+
+    The input is rearranged to s*s*cin channels at 1/s resolution
+    (space-to-depth), convolved with a kernel of ceil((k-1)/s)+1 taps that maps
+    every input phase to every output phase (s*s*cout channels), and the
+    result rearranged back. Same function, (kb*s/k)^2 more multiply-adds (the
+    zero taps: 1.23x for k=9, s=2), but the convolution gains channels: the
+    9x9 layers of the transfer network have 3 input (first) or 3 output (last)
+    channels, which XLA's CPU convolution and the taps matmul both run at a few
+    per cent of the matmul peak; as 12->128 and 128->12 channel convolutions
+    they ran 3-4x faster on the benchmark CPU (experiments/benchmarks/README.md).
+    ``inner(blocks, kernel)`` computes the block convolution (VALID).
+    """
+    kh, kw, cin, cout = weights.shape
+    if kh != kw:
+        raise ValueError(f"conv_by_blocks needs a square kernel, got {kh}x{kw}")
+    s = block
+    b, h, w, _ = x.shape
+    ho, wo = h - kh + 1, w - kw + 1
+    index = _block_tap_index(kh, s)
+    kb = index.shape[0]
+    # Pad so that every output block has all kb input blocks (extra outputs are cropped).
+    hb, wb = -(-ho // s), -(-wo // s)
+    x = jnp.pad(x, ((0, 0), (0, s * (hb + kb - 1) - h), (0, s * (wb + kb - 1) - w), (0, 0)))
+    flat = jnp.concatenate(
+        [weights.reshape(kh * kw, cin, cout), jnp.zeros((1, cin, cout), weights.dtype)]
+    )
+    # [kb, kb, qy, qx, py, px, cin, cout] -> [kb, kb, (qy, qx, cin), (py, px, cout)]
+    kernel = flat[index].transpose(0, 1, 2, 3, 6, 4, 5, 7).reshape(kb, kb, s * s * cin, s * s * cout)
+    y = inner(space_to_depth(x, s), kernel)
+    return depth_to_space(y, s)[:, :ho, :wo]
+
+
 def upsample_nearest(x: Array, factor: int = 2) -> Array:
     """Nearest-neighbour upsampling (tf.image.resize_nearest_neighbor by 2)."""
     return jnp.repeat(jnp.repeat(x, factor, axis=1), factor, axis=2)
@@ -206,6 +329,42 @@ def upsample_conv_by_taps(x: Array, weights: Array) -> Array:
     return out.reshape(b, 2 * h, 2 * w, cout)
 
 
+IMPLEMENTATIONS = ("auto", "xla", "taps", "blocks")
+
+
+def auto_implementation(
+    in_features: int,
+    out_features: int,
+    kernel_size: tuple[int, int],
+    *,
+    stride: int = 1,
+    groups: int = 1,
+    backend: str | None = None,
+) -> str:
+    """The convolution implementation 'auto' picks (see ``Conv2d``)."""
+    # Accelerators have fast convolutions (cuDNN, TPU); taps and blocks are a
+    # CPU remedy and would cost GPU memory for nothing.
+    if (backend or jax.default_backend()) != "cpu" or stride != 1 or groups != 1:
+        return "xla"
+    kh, kw = kernel_size
+    narrow, wide = sorted((in_features, out_features))
+    if kh == kw and kh >= BLOCKS_MIN_KERNEL and narrow < TAPS_MIN_FEATURES <= wide // 2:
+        # 3->32 and 32->3 (alpha 1) gain; 3->8 and 8->3 (alpha 0.25) lost
+        # to XLA's convolution (experiments/benchmarks/README.md).
+        return "blocks"
+    return "taps" if in_features >= TAPS_MIN_FEATURES else "xla"
+
+
+def check_implementation(
+    implementation: str, kernel_size: tuple[int, int], *, stride: int, groups: int
+) -> None:
+    """Raises ValueError if ``implementation`` cannot compute this convolution."""
+    if implementation in ("taps", "blocks") and (stride != 1 or groups != 1):
+        raise ValueError(f"the {implementation} implementation needs stride 1 and groups 1")
+    if implementation == "blocks" and kernel_size[0] != kernel_size[1]:
+        raise ValueError(f"the blocks implementation needs a square kernel, got {kernel_size}")
+
+
 def _pair(value: int | Sequence[int]) -> tuple[int, int]:
     if isinstance(value, int):
         return (value, value)
@@ -229,10 +388,13 @@ class Conv2d(nnx.Module):
       kernel_init: initializer of ``weights`` (HWIO).
       dtype: compute dtype (e.g. bfloat16); parameters stay float32.
       implementation: 'xla' (lax.conv_general_dilated), 'taps'
-        (``conv_by_taps``; stride 1, not grouped) or 'auto': on a CPU backend,
-        taps for stride-1 convolutions with at least ``TAPS_MIN_FEATURES``
-        input channels, where it measured faster; XLA's convolution otherwise. Both compute
-        the same function (to float rounding).
+        (``conv_by_taps``; stride 1, not grouped), 'blocks' (``conv_by_blocks``;
+        stride 1, not grouped, square kernel) or 'auto': on a CPU backend,
+        blocks for square kernels of at least ``BLOCKS_MIN_KERNEL`` with fewer
+        than ``TAPS_MIN_FEATURES`` input or output channels, taps for other
+        stride-1 convolutions with at least ``TAPS_MIN_FEATURES`` input
+        channels, where each measured faster; XLA's convolution otherwise.
+        All compute the same function (to float rounding).
     """
 
     def __init__(
@@ -253,21 +415,18 @@ class Conv2d(nnx.Module):
         rngs: nnx.Rngs,
     ):
         kh, kw = _pair(kernel_size)
-        if implementation not in ("auto", "xla", "taps"):
-            raise ValueError(f"implementation must be auto, xla or taps, got {implementation!r}")
-        if implementation == "auto":
-            # Accelerators have fast convolutions (cuDNN, TPU); taps are a
-            # CPU remedy and would cost GPU memory for nothing.
-            use_taps = (
-                jax.default_backend() == "cpu"
-                and stride == 1
-                and groups == 1
-                and in_features >= TAPS_MIN_FEATURES
+        if implementation not in IMPLEMENTATIONS:
+            raise ValueError(
+                f"implementation must be one of {IMPLEMENTATIONS}, got {implementation!r}"
             )
-            implementation = "taps" if use_taps else "xla"
-        if implementation == "taps" and (stride != 1 or groups != 1):
-            raise ValueError("the taps implementation needs stride 1 and groups 1")
+        if implementation == "auto":
+            implementation = auto_implementation(
+                in_features, out_features, (kh, kw), stride=stride, groups=groups
+            )
+        check_implementation(implementation, (kh, kw), stride=stride, groups=groups)
         self.implementation = implementation
+        self.in_features = in_features
+        self.banded = jax.default_backend() == "cpu"  # see BAND_OUTPUT_PIXELS
         if padding == "REFLECT" and (kh % 2 == 0 or kw % 2 == 0):
             raise ValueError(f"reflect padding needs an odd kernel, got {kh}x{kw}")
         self.kernel_size = (kh, kw)
@@ -286,6 +445,11 @@ class Conv2d(nnx.Module):
                 use_scale=batch_norm.scale,
                 epsilon=batch_norm.epsilon,
                 momentum=batch_norm.decay,
+                # Two-pass variance, mean((x - mean)^2), as tf.nn.moments in
+                # TF-Slim's batch_norm; NNX's default E[x^2] - E[x]^2 cancels
+                # catastrophically when |mean| >> std, and then differs with
+                # the summation order (1 vs 4 devices: embeddings 1% apart).
+                use_fast_variance=False,
                 dtype=dtype,
                 rngs=rngs,
             )
@@ -305,30 +469,38 @@ class Conv2d(nnx.Module):
         weights = self.weights[...]
         if self.dtype is not None:
             x, weights = x.astype(self.dtype), weights.astype(self.dtype)
-        if self.implementation == "taps":
-            if padding == "SAME":
-                x = jnp.pad(
-                    x,
-                    (
-                        (0, 0),
-                        same_padding(kh, 1, x.shape[1]),
-                        same_padding(kw, 1, x.shape[2]),
-                        (0, 0),
-                    ),
-                )
-            y = conv_by_taps(x, weights)
-        else:
-            y = jax.lax.conv_general_dilated(
+        if padding == "SAME":
+            x = jnp.pad(
                 x,
-                weights,
-                window_strides=(self.stride, self.stride),
-                padding=padding,
-                dimension_numbers=("NHWC", "HWIO", "NHWC"),
-                feature_group_count=self.groups,
+                (
+                    (0, 0),
+                    same_padding(kh, self.stride, x.shape[1]),
+                    same_padding(kw, self.stride, x.shape[2]),
+                    (0, 0),
+                ),
             )
+        if self.implementation == "taps":
+            y = conv_by_taps(x, weights)
+        elif self.implementation == "blocks":
+            if self.in_features * BLOCK_SIZE**2 >= TAPS_MIN_FEATURES:
+                inner = conv_by_taps
+            else:
+                inner = self._xla_conv
+            y = conv_by_blocks(x, weights, BLOCK_SIZE, inner)
+        else:
+            y = self._xla_conv(x, weights, self.stride, self.groups)
         if self.biases is not None:
             y = y + self.biases[...].astype(y.dtype)
         return y
+
+    def _xla_conv(self, x: Array, weights: Array, stride: int = 1, groups: int = 1) -> Array:
+        """XLA's VALID convolution, in bands of output rows on CPU."""
+        conv = functools.partial(xla_conv, weights=weights, stride=stride, groups=groups)
+        if not self.banded:
+            return conv(x)
+        return conv_in_bands(
+            conv, x, weights.shape[:2], stride, band_pixels=BAND_OUTPUT_PIXELS, max_bands=MAX_BANDS
+        )
 
     def convolve_upsampled(self, x: Array) -> Array:
         """``convolve(nearest_upsample_x2(x))``, fused when the layer allows it."""

@@ -87,6 +87,13 @@ class StylePredictor(nnx.Module):
     def embed(self, style_images: Array, *, train: bool = False) -> Array:
         """[B, H, W, 3] style images in [0, 1] -> [B, bottleneck_dim] embeddings S."""
         features = self.trunk(style_images, train=train)
+        if 0 in features.shape[1:3]:
+            # The mean over an empty feature map is NaN; say so at trace time.
+            raise ValueError(
+                f"{style_images.shape[1]}x{style_images.shape[2]} style images are too small "
+                f"for the {self.trunk_name} trunk: its output is "
+                f"{features.shape[1]}x{features.shape[2]}"
+            )
         pooled = jnp.mean(features.astype(jnp.float32), axis=(1, 2), keepdims=True)
         return self.bottleneck(pooled)[:, 0, 0, :]
 
