@@ -81,9 +81,10 @@ def base_config() -> ml_collections.ConfigDict:
             max_checkpoints_to_keep=3,
             tensorboard=True,  # event files under <workdir>/tensorboard (process 0)
             eval_every=0,  # periodic evaluation hook (issue 6); 0: off
-            # Convolutions while training: 'xla' (fast gradients), 'taps' or
-            # 'auto' (each layer's own choice; see trainer.set_conv_implementation).
-            conv_implementation="xla",
+            # Convolutions while training: 'auto' (each layer's own choice,
+            # models/layers.py auto_implementation), or 'xla', 'taps' for all
+            # layers that allow it (see trainer.set_conv_implementation).
+            conv_implementation="auto",
         )
     )
     config.data = data_config()

@@ -127,18 +127,16 @@ def style_transfer_losses(
 ) -> dict[str, Array]:
     """Runs the loss network and returns ``loss_breakdown``.
 
-    Stylized and content images share a size, so they go through the loss
-    network as one batch; the style images may have another size and go
-    through separately.
+    The stylized, content and style images go through the loss network as
+    three calls, not one concatenated batch: differentiating a concatenated
+    batch runs the loss network's backward pass on every image in it, though
+    only the stylized images need a gradient (one call for stylized and
+    content images cost 23% more FLOPs per pbn_dtd train step;
+    experiments/benchmarks/README.md).
     """
     end_points = weights.end_points
-    batch = stylized_images.shape[0]
-    both = loss_network(
-        jnp.concatenate([stylized_images, content_images.astype(stylized_images.dtype)]),
-        end_points,
-    )
-    stylized_features = {k: v[:batch] for k, v in both.items()}
-    content_features = {k: v[batch:] for k, v in both.items()}
+    stylized_features = loss_network(stylized_images, end_points)
+    content_features = loss_network(content_images.astype(stylized_images.dtype), end_points)
     style_features = loss_network(style_images, tuple(sorted(weights.style)))
     style_grams = {k: gram_matrix(style_features[k]) for k in weights.style}
     return loss_breakdown(

@@ -138,12 +138,13 @@ def build_networks(config: ml_collections.ConfigDict) -> tuple[nnx.Module, model
 def set_conv_implementation(module: nnx.Module, implementation: str) -> None:
     """Sets every ``Conv2d`` under ``module`` to ``implementation`` ('auto' keeps theirs).
 
-    Training differentiates through every convolution. The 'taps' form
-    (one matmul plus kh*kw shifted slices) is fast forward on CPU, but its
-    gradient pads each slice back to full size: measured on this 2-core CPU,
-    the demo transfer network's gradient took 16.5 s with it and 0.15 s with
-    XLA's convolutions. Both compute the same function; only speed differs,
-    and the attribute is static (nothing in a checkpoint depends on it).
+    'auto' (the default) keeps each layer's own choice
+    (``layers.auto_implementation``: on CPU, taps, blocks or XLA convolutions,
+    whichever measured fastest for its shape; XLA's everywhere on GPU/TPU).
+    'xla' or 'taps' force one implementation where the layer allows it, for
+    A/B measurements (experiments/benchmarks/train_step.py
+    --conv_implementation). All compute the same function; only speed
+    differs, and the attribute is static (nothing in a checkpoint depends on it).
     """
     if implementation == "auto":
         return
