@@ -41,6 +41,10 @@ TAPS_MIN_FEATURES = 16
 # 9x9 image layers of the transfer network) run as block convolutions.
 BLOCKS_MIN_KERNEL = 5
 BLOCK_SIZE = 2
+# The block convolution runs as taps when it has at least this many input
+# channels (32->3 at alpha 1: 4*32 = 128, taps 21 ms against 67 ms at 256 px),
+# as a banded XLA convolution otherwise (3->32, 3->8, and 8->3 at alpha 0.25).
+BLOCK_TAPS_MIN_FEATURES = 64
 # XLA's CPU convolution slows down 2-4x once one call's activations outgrow the
 # caches: at 512 px, the 3x3 stride-2 64->128 layer took 82 ms in one call and
 # 22 ms as 16 bands of output rows; a 3x3 128->128 layer 141 ms against 44 ms
@@ -347,10 +351,7 @@ def auto_implementation(
     if (backend or jax.default_backend()) != "cpu" or stride != 1 or groups != 1:
         return "xla"
     kh, kw = kernel_size
-    narrow, wide = sorted((in_features, out_features))
-    if kh == kw and kh >= BLOCKS_MIN_KERNEL and narrow < TAPS_MIN_FEATURES <= wide // 2:
-        # 3->32 and 32->3 (alpha 1) gain; 3->8 and 8->3 (alpha 0.25) lost
-        # to XLA's convolution (experiments/benchmarks/README.md).
+    if kh == kw and kh >= BLOCKS_MIN_KERNEL and min(in_features, out_features) < TAPS_MIN_FEATURES:
         return "blocks"
     return "taps" if in_features >= TAPS_MIN_FEATURES else "xla"
 
@@ -482,7 +483,7 @@ class Conv2d(nnx.Module):
         if self.implementation == "taps":
             y = conv_by_taps(x, weights)
         elif self.implementation == "blocks":
-            if self.in_features * BLOCK_SIZE**2 >= TAPS_MIN_FEATURES:
+            if self.in_features * BLOCK_SIZE**2 >= BLOCK_TAPS_MIN_FEATURES:
                 inner = conv_by_taps
             else:
                 inner = self._xla_conv
