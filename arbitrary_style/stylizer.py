@@ -116,18 +116,8 @@ def _resize(image: np.ndarray, shape) -> np.ndarray:
 # The interface between "which style" and "stylize" is the conditional-norm
 # parameters {layer: (beta [B, C], gamma [B, C])}, the same for both models.
 def _embed(graphdef, state, images):
-    predictor = nnx.merge(graphdef, state).predictor
-    # The predictor averages its trunk's features over space; a trunk with
-    # VALID strided layers (Inception: Mixed_6a) maps a small image to 0x0
-    # features, whose mean is NaN. Checked on shapes only, when tracing.
-    features = jax.eval_shape(predictor.trunk, images)
-    if 0 in features.shape[1:3]:
-        raise ValueError(
-            f"a {images.shape[1]}x{images.shape[2]} image is too small for the "
-            f"{predictor.trunk_name} style predictor: its trunk's output is "
-            f"{features.shape[1]}x{features.shape[2]} (Inception-v3 needs >= 43 px a side)"
-        )
-    return predictor.embed(images)
+    # A style image too small for the trunk is a ValueError from embed.
+    return nnx.merge(graphdef, state).predictor.embed(images)
 
 
 def _norm_params(graphdef, state, embeddings):

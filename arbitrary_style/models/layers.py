@@ -426,7 +426,6 @@ class Conv2d(nnx.Module):
             )
         check_implementation(implementation, (kh, kw), stride=stride, groups=groups)
         self.implementation = implementation
-        self.in_features = in_features
         self.banded = jax.default_backend() == "cpu"  # see BAND_OUTPUT_PIXELS
         if padding == "REFLECT" and (kh % 2 == 0 or kw % 2 == 0):
             raise ValueError(f"reflect padding needs an odd kernel, got {kh}x{kw}")
@@ -467,9 +466,7 @@ class Conv2d(nnx.Module):
                 x, ((0, 0), (kh // 2, kh // 2), (kw // 2, kw // 2), (0, 0)), mode="reflect"
             )
             padding = "VALID"
-        weights = self.weights[...]
-        if self.dtype is not None:
-            x, weights = x.astype(self.dtype), weights.astype(self.dtype)
+        x, weights = self._operands(x)
         if padding == "SAME":
             x = jnp.pad(
                 x,
@@ -483,16 +480,24 @@ class Conv2d(nnx.Module):
         if self.implementation == "taps":
             y = conv_by_taps(x, weights)
         elif self.implementation == "blocks":
-            if self.in_features * BLOCK_SIZE**2 >= BLOCK_TAPS_MIN_FEATURES:
+            if weights.shape[2] * BLOCK_SIZE**2 >= BLOCK_TAPS_MIN_FEATURES:
                 inner = conv_by_taps
             else:
                 inner = self._xla_conv
             y = conv_by_blocks(x, weights, BLOCK_SIZE, inner)
         else:
             y = self._xla_conv(x, weights, self.stride, self.groups)
-        if self.biases is not None:
-            y = y + self.biases[...].astype(y.dtype)
-        return y
+        return self._with_bias(y)
+
+    def _operands(self, x: Array) -> tuple[Array, Array]:
+        """The input and the weights in the compute dtype."""
+        weights = self.weights[...]
+        if self.dtype is not None:
+            x, weights = x.astype(self.dtype), weights.astype(self.dtype)
+        return x, weights
+
+    def _with_bias(self, y: Array) -> Array:
+        return y if self.biases is None else y + self.biases[...].astype(y.dtype)
 
     def _xla_conv(self, x: Array, weights: Array, stride: int = 1, groups: int = 1) -> Array:
         """XLA's VALID convolution, in bands of output rows on CPU."""
@@ -511,13 +516,7 @@ class Conv2d(nnx.Module):
             and self.kernel_size == (3, 3)
             and self.stride == 1
         ):
-            weights = self.weights[...]
-            if self.dtype is not None:
-                x, weights = x.astype(self.dtype), weights.astype(self.dtype)
-            y = upsample_conv_by_taps(x, weights)
-            if self.biases is not None:
-                y = y + self.biases[...].astype(y.dtype)
-            return y
+            return self._with_bias(upsample_conv_by_taps(*self._operands(x)))
         return self.convolve(upsample_nearest(x))
 
     def __call__(self, x: Array, *, train: bool = False) -> Array:

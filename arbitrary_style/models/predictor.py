@@ -88,11 +88,14 @@ class StylePredictor(nnx.Module):
         """[B, H, W, 3] style images in [0, 1] -> [B, bottleneck_dim] embeddings S."""
         features = self.trunk(style_images, train=train)
         if 0 in features.shape[1:3]:
-            # The mean over an empty feature map is NaN; say so at trace time.
+            # A trunk with VALID strided layers (Inception: Mixed_6a) maps a
+            # small image to 0x0 features, whose mean is NaN; say so at trace time.
+            h, w = style_images.shape[1:3]
+            hint = " (Inception-v3 needs >= 43 px a side)" if self.trunk_name == "inception_v3" else ""
             raise ValueError(
-                f"{style_images.shape[1]}x{style_images.shape[2]} style images are too small "
-                f"for the {self.trunk_name} trunk: its output is "
-                f"{features.shape[1]}x{features.shape[2]}"
+                f"a {h}x{w} image is too small for the {self.trunk_name} style predictor: "
+                f"{h}x{w} style images are too small for its trunk, whose output is "
+                f"{features.shape[1]}x{features.shape[2]}{hint}"
             )
         pooled = jnp.mean(features.astype(jnp.float32), axis=(1, 2), keepdims=True)
         return self.bottleneck(pooled)[:, 0, 0, :]

@@ -20,7 +20,7 @@ def make(variant):
             conv = L.get_module(net, layer.name)
             conv.banded = False
             if conv.implementation == "blocks":
-                conv.implementation = "taps" if conv.in_features >= 16 else "xla"
+                conv.implementation = "taps" if conv.weights.shape[2] >= 16 else "xla"
     gd, st = nnx.split(net)
     return jax.jit(lambda st, x, p: nnx.merge(gd, st)(x, p)), st, net
 params = None; fns = {}
