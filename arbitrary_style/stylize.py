@@ -39,7 +39,10 @@ import tempfile
 import time
 from collections.abc import Sequence
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+from arbitrary_style.data.decode import IMAGE_EXTENSIONS
+
+# Content images the CLI reads: the training folders' extensions and TIFF.
+IMAGE_SUFFIXES = IMAGE_EXTENSIONS + (".tif", ".tiff")
 OUTPUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
 
@@ -119,20 +122,13 @@ def style_choices(args, stylizer) -> list[StyleChoice]:
         if args.style:
             raise UsageError("--style is for arbitrary-style models; this N-style model takes --style_index")
         n = stylizer.num_styles
-        indices = parse_indices(args.style_index) if args.style_index else None
-        if indices is not None:
-            bad = [i for i in indices if not 0 <= i < n]
-            if bad:
-                raise UsageError(f"--style_index {bad} out of range: this model has styles 0..{n - 1}")
-        elif weights is None:
-            return [StyleChoice(i, f"style{i}") for i in range(n)]
-        else:
-            indices = list(range(n))
+        indices = parse_indices(args.style_index) if args.style_index else list(range(n))
+        bad = [i for i in indices if not 0 <= i < n]
+        if bad:
+            raise UsageError(f"--style_index {bad} out of range: this model has styles 0..{n - 1}")
         items, names = indices, [f"style{i}" for i in indices]
     if weights is None:
-        if len(items) == 1:
-            return [StyleChoice(items[0], names[0])]
-        # Several styles without weights: one output each.
+        # Styles without weights: one output each.
         return [StyleChoice(item, name) for item, name in zip(items, names)]
     if len(weights) != len(items):
         raise UsageError(
@@ -235,6 +231,9 @@ def run(argv: Sequence[str] | None = None) -> int:
 
     from arbitrary_style.stylizer import load_image, save_image
 
+    # An arbitrary model's style embeddings, computed once (on first use, so
+    # that a bad style image fails where it did) for all contents and strengths.
+    embedded: dict[int, object] = {}
     progress = tqdm(contents, desc="stylize", unit="image", file=sys.stderr, disable=len(contents) < 2)
     for content in progress:
         try:
@@ -243,12 +242,18 @@ def run(argv: Sequence[str] | None = None) -> int:
             failures.append((str(content), str(error)))
             print(f"skipped {content}: {error}", file=sys.stderr)
             continue
-        for style in styles:
+        for i, style in enumerate(styles):
+            if i not in embedded:
+                embedded[i] = (
+                    stylizer.embed_style(style.style, resize=args.size)
+                    if stylizer.kind == "arbitrary"
+                    else style.style
+                )
             for strength in strengths:
                 start = time.perf_counter()
                 out = stylizer.stylize(
                     image,
-                    style.style,
+                    embedded[i],
                     strength=strength,
                     resize=args.size,
                     tile=args.tile,

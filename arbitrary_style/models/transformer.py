@@ -50,6 +50,11 @@ class TransformerLayer:
     features: int
     upsample: bool = False  # nearest-neighbour x2 before the convolution
     group: str = "contract"  # contract | residual | expand
+    # What follows the norm (Magenta model.transform / model_util.residual_block):
+    # 'relu'; 'relu_keep_input' (first conv of a residual block: its input is
+    # kept for the add); 'add_input' (second conv: + the kept input, no ReLU
+    # after the conv nor after the add); 'sigmoid' (the last layer).
+    after: str = "relu"
 
 
 def scale_width(channels: int, alpha: float) -> int:
@@ -66,15 +71,17 @@ def transformer_layers(alpha: float = 1.0) -> tuple[TransformerLayer, ...]:
         TransformerLayer("contract/conv3", 3, 2, c128),
     ]
     for r in range(1, 6):
-        for j in (1, 2):
+        for j, after in ((1, "relu_keep_input"), (2, "add_input")):
             layers.append(
-                TransformerLayer(f"residual/residual{r}/conv{j}", 3, 1, c128, group="residual")
+                TransformerLayer(
+                    f"residual/residual{r}/conv{j}", 3, 1, c128, group="residual", after=after
+                )
             )
     layers += [
         TransformerLayer("expand/conv1/conv", 3, 1, c64, upsample=True, group="expand"),
         TransformerLayer("expand/conv2/conv", 3, 1, c32, upsample=True, group="expand"),
         # The last layer keeps 3 channels at every alpha.
-        TransformerLayer("expand/conv3/conv", 9, 1, 3, group="expand"),
+        TransformerLayer("expand/conv3/conv", 9, 1, 3, group="expand", after="sigmoid"),
     ]
     return tuple(layers)
 
@@ -204,16 +211,12 @@ class StyleTransferNetwork(nnx.Module):
         residual_input = None
         for layer in self.layers:
             y = self._apply_layer(layer, x, norm_params, train, moments, recorded)
-            last_of_pair = layer.name.endswith("conv2") and layer.group == "residual"
-            if layer.group == "residual" and not last_of_pair:
-                residual_input = x
-                x = jax.nn.relu(y)
-            elif last_of_pair:
-                # No ReLU after the second conv nor after the add (Magenta
-                # model_util.residual_block).
+            if layer.after == "add_input":
                 x = residual_input + y
-            elif layer.name == "expand/conv3/conv":
+            elif layer.after == "sigmoid":
                 x = jax.nn.sigmoid(y)  # after the norm (reference-model.md §1)
             else:
+                if layer.after == "relu_keep_input":
+                    residual_input = x
                 x = jax.nn.relu(y)
         return x, recorded

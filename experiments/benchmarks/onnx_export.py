@@ -117,16 +117,14 @@ def export_transfer_network(
                 [y, const(f"{scope}_gamma", gamma[0]), const(f"{scope}_beta", beta[0])],
                 epsilon=CONDITIONAL_NORM_EPSILON,
             )
-        # Same wiring as StyleTransferNetwork._forward.
-        last_of_pair = layer.group == "residual" and layer.name.endswith("conv2")
-        if layer.group == "residual" and not last_of_pair:
-            residual_input = x
-            x = node("Relu", [y])
-        elif last_of_pair:
+        # The layer table says what follows each norm (TransformerLayer.after).
+        if layer.after == "add_input":
             x = node("Add", [residual_input, y])
-        elif layer.name == "expand/conv3/conv":
+        elif layer.after == "sigmoid":
             x = node("Sigmoid", [y])
         else:
+            if layer.after == "relu_keep_input":
+                residual_input = x
             x = node("Relu", [y])
     nodes.append(helper.make_node("Transpose", [x], [OUTPUT], perm=[0, 2, 3, 1], name="to_nhwc"))
 

@@ -528,7 +528,7 @@ def main(argv: list[str] | None = None) -> dict:
             import tf_peer
 
             tf_fn = tf_peer.build_tf_transformer(network, norm_params)
-            parity = tf_peer.tf_parity(network, norm_params, PARITY_SIZE, tf_fn=tf_fn)
+            parity = tf_peer.tf_parity(network, norm_params, PARITY_SIZE, tf_fn=tf_fn, ours=forward)
             result.setdefault("tf_parity_max_abs", {})[key] = parity
             tf_fns[key] = tf_fn
             print(f"TensorFlow peer parity ({key}, {PARITY_SIZE} px): max |diff| {parity:.2e}", flush=True)

@@ -170,17 +170,14 @@ def build_tf_transformer(
                 beta, gamma = step["instance_norm"]
                 mean, var = tf_.nn.moments(y, axes=[1, 2], keepdims=True)
                 y = tf_.nn.batch_normalization(y, mean, var, beta, gamma, CONDITIONAL_NORM_EPSILON)
-            # Same wiring as StyleTransferNetwork._forward.
-            last_of_pair = layer.group == "residual" and layer.name.endswith("conv2")
-            if layer.group == "residual" and not last_of_pair:
-                residual_input = x
-                x = tf_.nn.relu(y)
-            elif last_of_pair:
-                # No ReLU after the second conv nor after the add.
+            # The layer table says what follows each norm (TransformerLayer.after).
+            if layer.after == "add_input":
                 x = residual_input + y
-            elif layer.name == "expand/conv3/conv":
+            elif layer.after == "sigmoid":
                 x = tf_.sigmoid(y)
             else:
+                if layer.after == "relu_keep_input":
+                    residual_input = x
                 x = tf_.nn.relu(y)
         return x
 
@@ -199,18 +196,22 @@ def ours_fn(network):
     return lambda x, params: fn(state, x, params)
 
 
-def tf_parity(network, norm_params, size: int = PARITY_SIZE, seed: int = 3, tf_fn=None) -> float:
+def tf_parity(
+    network, norm_params, size: int = PARITY_SIZE, seed: int = 3, tf_fn=None, ours=None
+) -> float:
     """Max |ours - TF peer| on one random [1, size, size, 3] image.
 
     Args:
       tf_fn: an already built ``build_tf_transformer(network, norm_params)``
         (built here when None).
+      ours: an already jitted ``ours(images, norm_params)`` of ``network``
+        (``ours_fn(network)`` when None), so a caller's compiled network is reused.
     """
     import jax
     import jax.numpy as jnp
 
     x = np.random.default_rng(seed).random((1, size, size, 3), dtype=np.float32)
-    ours = np.asarray(ours_fn(network)(jnp.asarray(x), jax.tree.map(jnp.asarray, dict(norm_params))))
+    ours = np.asarray((ours or ours_fn(network))(jnp.asarray(x), jax.tree.map(jnp.asarray, dict(norm_params))))
     if tf_fn is None:
         tf_fn = build_tf_transformer(network, norm_params)
     theirs = tf_fn(tf().constant(x)).numpy()

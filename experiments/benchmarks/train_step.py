@@ -24,16 +24,19 @@ import json
 import pathlib
 import platform
 import statistics
+import sys
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from arbitrary_style import trainer
 from arbitrary_style.training import parallel
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
+HERE = pathlib.Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+sys.path.insert(0, str(HERE))  # the shared helpers of stylize.py, next to this file
+from stylize import flops_of, matmul_peak  # noqa: E402
 
 
 def load_config(path: str, arg: str | None):
@@ -41,28 +44,6 @@ def load_config(path: str, arg: str | None):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.get_config(arg)
-
-
-def matmul_peak(n: int = 2048, repeats: int = 10) -> float:
-    """Best f32 FLOP/s of an n^3 jitted matmul on the default device."""
-    key = jax.random.key(0)
-    a = jax.random.normal(key, (n, n), jnp.float32)
-    b = jax.random.normal(jax.random.fold_in(key, 1), (n, n), jnp.float32)
-    f = jax.jit(lambda x, y: x @ y)
-    f(a, b).block_until_ready()
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        f(a, b).block_until_ready()
-        best = min(best, time.perf_counter() - t)
-    return 2 * n**3 / best
-
-
-def step_flops(compiled) -> float:
-    analysis = compiled.cost_analysis()
-    if isinstance(analysis, (list, tuple)):  # older JAX: one dict per computation
-        analysis = analysis[0]
-    return float(analysis["flops"])
 
 
 def main() -> None:
@@ -100,7 +81,7 @@ def main() -> None:
     t = time.perf_counter()
     compiled = run.train_step.lower(run.state, batch, run.loss_network_state).compile()
     compile_seconds = time.perf_counter() - t
-    flops = step_flops(compiled)
+    flops = flops_of(compiled)
 
     state = run.state
     state, metrics = compiled(state, batch, run.loss_network_state)  # warm-up
@@ -112,7 +93,7 @@ def main() -> None:
         jax.block_until_ready((state, metrics))
         times.append(time.perf_counter() - t)
     step_seconds = statistics.median(times)
-    peak = matmul_peak()
+    peak = matmul_peak()["gflops_best"] * 1e9
 
     result = {
         "config": args.config,
