@@ -364,15 +364,11 @@ class Stylizer:
         h, w = x.shape[:2]
         padded = tiling.pad_to_multiple(x)
         norm_params = self._norm_params_for(style, resize)
-        if self.kind == "arbitrary" and strength != 1.0:
+        if strength != 1.0:
             # P(content) of the image as the network sees it (downscaled to
             # the pixel budget if larger).
             seen = tiling.downscale_for_statistics(x, max_pixels, _resize_to)
-            own = self._norm_params(self._state, self._embed(self._state, jnp.asarray(seen)[None]))
-            target = norm_params
-            # The heads are linear in S, so interpolating the parameters is
-            # interpolating the embeddings.
-            norm_params = jax.tree.map(lambda o, t: (1.0 - strength) * o + strength * t, own, target)
+            norm_params = self._at_strength(norm_params, seen[None], strength)
         if tile is None and h * w <= max_pixels:
             out = np.asarray(self._transfer(self._state, jnp.asarray(padded)[None], norm_params, None))[0]
         else:
@@ -402,10 +398,18 @@ class Stylizer:
         params = self._norm_params_for(style, None)
         params = jax.tree.map(lambda p: jnp.repeat(p, len(contents), axis=0), params)
         if strength != 1.0:
-            self._need("arbitrary", "strength")
-            own = self._norm_params(self._state, self._embed(self._state, jnp.asarray(contents)))
-            params = jax.tree.map(lambda o, t: (1.0 - strength) * o + strength * t, own, params)
+            params = self._at_strength(params, contents, strength)
         return np.asarray(self._transfer(self._state, padded, params, None))[:, :h, :w, :]
+
+    def _at_strength(self, params, seen_contents: np.ndarray, strength: float):
+        """Norm parameters of S = (1 - strength) * P(content) + strength * S_style.
+
+        The heads are linear in S, so interpolating the parameters is
+        interpolating the embeddings (reference-model.md §6).
+        """
+        self._need("arbitrary", "strength")
+        own = self._norm_params(self._state, self._embed(self._state, jnp.asarray(seen_contents)))
+        return jax.tree.map(lambda o, t: (1.0 - strength) * o + strength * t, own, params)
 
     def compiled_shapes(self) -> dict[str, int]:
         """How many programs each jitted function holds (one per input shape)."""
