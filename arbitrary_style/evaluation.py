@@ -90,12 +90,8 @@ def _warn_once(message: str) -> None:
 
 
 def eval_loss_weights(config: ml_collections.ConfigDict) -> losses.LossWeights:
-    e = eval_config(config)
-    return losses.LossWeights(
-        content=dict(e.content_weights),
-        style=dict(e.style_weights),
-        total_variation=float(e.total_variation_weight),
-    )
+    # config.eval names its weights as config.loss does.
+    return losses.LossWeights.from_config(eval_config(config))
 
 
 def eval_sets(
@@ -132,50 +128,18 @@ def content_set(config: ml_collections.ConfigDict, count: int) -> tuple[np.ndarr
     Raises:
       EvaluationInputError: the sources hold fewer readable images.
     """
-    from arbitrary_style.data import decode as decode_lib
     from arbitrary_style.data import pipeline
-    from arbitrary_style.data import sources as sources_lib
 
     # 'heldout': ImageNet's validation split for the paper's config (photos
     # the model never trained on); folder and demo sources have one set.
-    sources, weights = sources_lib.make_sources(config, "content", "heldout")
-    limits = pipeline._limits(count, weights) if len(sources) > 1 else [count]
-    skip_log = decode_lib.SkipLog("content images")
-    images, ids = [], []
-    for source, limit in zip(sources, limits):
-        got = 0
-        if isinstance(source, sources_lib.IndexedSource):
-            for j in range(len(source)):
-                if got >= limit:
-                    break
-                try:
-                    images.append(source.load(j))
-                except decode_lib.UnreadableImage as e:
-                    skip_log.record(source.label(j), str(e))
-                    continue
-                ids.append(source.label(j))
-                got += 1
-        else:
-            for example in source.dataset().as_numpy_iterator():
-                if got >= limit:
-                    break
-                name = example["name"]
-                name = name.decode() if isinstance(name, bytes) else str(name)
-                label = f"{source.name}:{name}" if name else f"{source.name}[{len(ids)}]"
-                try:
-                    images.append(decode_lib.decode_image(example["image"]))
-                except decode_lib.UnreadableImage as e:
-                    skip_log.record(label, str(e))
-                    continue
-                ids.append(label)
-                got += 1
+    images, ids = pipeline.ordered_images(config, "content", "heldout", count)
     if len(images) < count:
         raise EvaluationInputError(
             f"config.eval.num_contents asks for {count} content images but the content "
             f"sources {tuple(config.data.content_sources)} (held-out split) have only "
             f"{len(images)} readable images"
         )
-    return pipeline._center_images(images[:count], int(config.data.image_size)), ids[:count]
+    return pipeline.center_images(images[:count], int(config.data.image_size)), ids[:count]
 
 
 def style_images(config: ml_collections.ConfigDict, which: str) -> tuple[np.ndarray, list[str]]:
@@ -189,10 +153,7 @@ def style_images(config: ml_collections.ConfigDict, which: str) -> tuple[np.ndar
     from arbitrary_style.data import style_set
 
     wanted = int(eval_config(config).num_styles)
-    if wanted > 0 and wanted != int(config.data.eval_num_styles):
-        config = ml_collections.ConfigDict(config.to_dict())
-        config.data.eval_num_styles = wanted
-    images = np.asarray(style_set(config, which), np.float32)
+    images = style_set(config, which, limit=wanted if wanted > 0 else None)  # float32
     split = "training" if which == "observed" else "held-out"
     if len(images) == 0 or len(images) < wanted:
         raise EvaluationInputError(
@@ -412,27 +373,30 @@ def evaluate(
         disable=not (progress and is_chief),
     )
 
-    def run(contents, styles, style_ids):
+    def score_batch(contents, styles, style_ids):
         return step_fn(model_state, loss_state, contents, styles, style_ids)
 
     per_pair: dict[str, dict[str, np.ndarray]] = {}
     with bar:
         for which in sets:
             pairs, styles = data.pairs[which], data.styles[which]
-            collected: dict[str, list[np.ndarray]] = {}
+            on_device = []  # fetched once per set: no host sync per batch
             for idx, mask in plans[which]:
                 bar.set_postfix_str(which)
                 c, s = pairs[idx, 0], pairs[idx, 1]
-                terms, _ = run(data.contents[c], styles[s], s.astype(np.int32))
-                for name, value in jax.device_get(terms).items():
-                    collected.setdefault(name, []).append(np.asarray(value, np.float32)[mask])
+                terms, _ = score_batch(data.contents[c], styles[s], s.astype(np.int32))
+                on_device.append(terms)
                 bar.update(1)
+            collected: dict[str, list[np.ndarray]] = {}
+            for terms, (_, mask) in zip(jax.device_get(on_device), plans[which]):
+                for name, value in terms.items():
+                    collected.setdefault(name, []).append(np.asarray(value, np.float32)[mask])
             per_pair[which] = {k: np.concatenate(v) for k, v in sorted(collected.items())}
 
     summary = summarize(per_pair, step=step, weights=weights, num_pairs=data.num_pairs)
     grid = None
     if is_chief and (out_dir is not None or writer is not None):
-        grid = sample_grid(config, data, run, sets, batch_size)
+        grid = sample_grid(config, data, score_batch, sets, batch_size)
     if is_chief and out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -576,7 +540,7 @@ def plot_losses(
 
 
 def sample_grid(
-    config, data: EvalData, run: Callable, sets: Sequence[str], batch_size: int
+    config, data: EvalData, score_batch: Callable, sets: Sequence[str], batch_size: int
 ) -> np.ndarray:
     """uint8 grid: first row the styles, then one row per content (first
     column the content) and a last row of stylized uniform noise.
@@ -584,6 +548,8 @@ def sample_grid(
     Unobserved styles when evaluated (observed otherwise). Goes through the
     evaluation's own jitted step (same batch size: nothing new to compile).
     """
+    from arbitrary_style.training import observe
+
     e = eval_config(config)
     which = "unobserved" if "unobserved" in sets else sets[0]
     styles = data.styles[which][: max(1, int(e.sample_styles))]
@@ -594,26 +560,21 @@ def sample_grid(
     out = np.zeros((len(cs), *contents.shape[1:]), np.float32)
     for idx, mask in padded_batches(len(cs), batch_size):
         c, s = cs[idx, 0], cs[idx, 1]
-        _, stylized = run(contents[c], styles[s], s.astype(np.int32))
+        _, stylized = score_batch(contents[c], styles[s], s.astype(np.int32))
         stylized = np.asarray(jax.device_get(stylized), np.float32)
         out[idx[mask]] = stylized[mask][:, : contents.shape[1], : contents.shape[2]]
+    # Column 0: a blank cell, then the contents; column j + 1: style j, then
+    # its stylized contents. Cells are the contents' size: styles are cropped
+    # to it, or padded with the background (ones).
     size_h, size_w = contents.shape[1:3]
-    pad = 2
-    n_rows, n_cols = len(contents) + 1, len(styles) + 1
-    grid = np.ones((n_rows * (size_h + pad) + pad, n_cols * (size_w + pad) + pad, 3), np.float32)
-
-    def put(r, col, image):
-        image = np.clip(image, 0.0, 1.0)[:size_h, :size_w]
-        y, x = pad + r * (size_h + pad), pad + col * (size_w + pad)
-        grid[y : y + image.shape[0], x : x + image.shape[1]] = image
-
-    for j, style in enumerate(styles):
-        put(0, j + 1, style)
-    for i, content in enumerate(contents):
-        put(i + 1, 0, content)
-        for j in range(len(styles)):
-            put(i + 1, j + 1, out[i * len(styles) + j])
-    return np.round(grid * 255).astype(np.uint8)
+    fitted = np.ones((len(styles), *contents.shape[1:]), np.float32)
+    crop = styles[:, :size_h, :size_w]
+    fitted[:, : crop.shape[1], : crop.shape[2]] = crop
+    stylized = out.reshape(len(contents), len(styles), *out.shape[1:])
+    columns = [np.concatenate([np.ones_like(fitted[:1]), contents])] + [
+        np.concatenate([fitted[j : j + 1], stylized[:, j]]) for j in range(len(styles))
+    ]
+    return observe.image_grid(columns, pad=2)
 
 
 # ---------------------------------------------------------------------------

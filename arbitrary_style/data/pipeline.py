@@ -360,29 +360,60 @@ def _stream(sources, weights, seed, role, skip_log, min_side,
 # --- style sets: N-style table and evaluation sets ---------------------------
 
 
-def _ordered_images(source, limit: int | None, skip_log) -> list[np.ndarray]:
-    """The first ``limit`` readable images of a source in its stored order."""
-    images = []
-    if isinstance(source, sources_lib.IndexedSource):
-        for j in range(len(source)):
-            if limit is not None and len(images) >= limit:
-                break
-            try:
-                images.append(source.load(j))
-            except decode_lib.UnreadableImage as e:
-                skip_log.record(source.label(j), str(e))
-        return images
-    for example in source.dataset().as_numpy_iterator():
-        if limit is not None and len(images) >= limit:
-            break
-        try:
-            images.append(decode_lib.decode_image(example["image"]))
-        except decode_lib.UnreadableImage as e:
-            skip_log.record(f"{source.name}:{example['name']!r}", str(e))
-    return images
+def ordered_images(
+    config, role: str, which: str, total: int | None, *, skip_log=None
+) -> tuple[list[np.ndarray], list[str]]:
+    """The first readable images of a role's sources, each source in its stored order.
+
+    Args:
+      role, which: as ``sources.make_sources`` takes them ('style' | 'content';
+        'train' | 'heldout').
+      total: how many images in all, split over the sources by their mixing
+        weights (``split_by_weight``); None takes every readable image.
+      skip_log: records unreadable images; a new ``SkipLog('<role> images')``
+        when None.
+
+    Returns:
+      (uint8 images, a label per image): ``source.label(j)`` for indexed
+      sources; '<source>:<file name>' for streamed ones ('<source>[<k>]', k the
+      number of images taken before it, when the file has no name).
+    """
+    if skip_log is None:
+        skip_log = decode_lib.SkipLog(f"{role} images")
+    sources, weights = sources_lib.make_sources(config, role, which)
+    limits = [None] * len(sources) if total is None else split_by_weight(total, weights)
+    images, labels = [], []
+    for source, limit in zip(sources, limits):
+        got = 0
+        if isinstance(source, sources_lib.IndexedSource):
+            for j in range(len(source)):
+                if limit is not None and got >= limit:
+                    break
+                try:
+                    images.append(source.load(j))
+                except decode_lib.UnreadableImage as e:
+                    skip_log.record(source.label(j), str(e))
+                    continue
+                labels.append(source.label(j))
+                got += 1
+        else:
+            for example in source.dataset().as_numpy_iterator():
+                if limit is not None and got >= limit:
+                    break
+                name = example["name"]
+                name = name.decode() if isinstance(name, bytes) else str(name)
+                label = f"{source.name}:{name}" if name else f"{source.name}[{len(labels)}]"
+                try:
+                    images.append(decode_lib.decode_image(example["image"]))
+                except decode_lib.UnreadableImage as e:
+                    skip_log.record(label, str(e))
+                    continue
+                labels.append(label)
+                got += 1
+    return images, labels
 
 
-def _center_images(images: list[np.ndarray], size: int) -> np.ndarray:
+def center_images(images: list[np.ndarray], size: int) -> np.ndarray:
     """uint8 images -> float32 [n, S, S, 3] in [0, 1]: shorter side S+2, centre crop."""
     tf = _tf()
     if not images:
@@ -392,7 +423,7 @@ def _center_images(images: list[np.ndarray], size: int) -> np.ndarray:
     return np.stack([fn(tf.constant(im)).numpy() for im in images]).astype(np.float32)
 
 
-def _limits(total: int, weights: np.ndarray) -> list[int]:
+def split_by_weight(total: int, weights: np.ndarray) -> list[int]:
     """Splits ``total`` over sources by weight (largest remainder), each >= 1."""
     raw = total * weights
     counts = np.floor(raw).astype(int)
@@ -416,11 +447,7 @@ _NSTYLE_CACHE: dict = {}
 
 def _nstyle_cache(key, config):
     if key not in _NSTYLE_CACHE:
-        skip_log = decode_lib.SkipLog("style images")
-        sources, _ = sources_lib.make_sources(config, "style")
-        images = []
-        for source in sources:
-            images.extend(_ordered_images(source, None, skip_log))
+        images, _ = ordered_images(config, "style", "train", None)
         _NSTYLE_CACHE.clear()  # one style set at a time
         _NSTYLE_CACHE[key] = images
     return _NSTYLE_CACHE[key]
@@ -434,7 +461,7 @@ def _nstyle_style_table(config) -> np.ndarray:
             f"config.model.num_styles={wanted} but the style sources "
             f"{tuple(config.data.style_sources)} have only {len(images)} readable images"
         )
-    return _center_images(images[:wanted], int(config.data.image_size))
+    return center_images(images[:wanted], int(config.data.image_size))
 
 
 def num_styles(config) -> int:
@@ -449,7 +476,7 @@ def num_styles(config) -> int:
     return int(sum(len(s) if isinstance(s, sources_lib.IndexedSource) else s.size() for s in sources))
 
 
-def style_set(config, which: str) -> np.ndarray:
+def style_set(config, which: str, limit: int | None = None) -> np.ndarray:
     """Style images for evaluation: float32 [n, S, S, 3] in [0, 1], deterministic order.
 
     Args:
@@ -458,9 +485,10 @@ def style_set(config, which: str) -> np.ndarray:
         config.data.image_folder.heldout_style_dir).
 
     Images are centre-cropped at config.data.image_size (shorter side S+2),
-    unaugmented. At most config.data.eval_num_styles, split over the sources
-    by their mixing weights, each source in its stored order. For N-style
-    'observed', exactly the N training styles in style-id order.
+    unaugmented. At most ``limit`` (None: config.data.eval_num_styles), split
+    over the sources by their mixing weights, each source in its stored order
+    (``ordered_images``). For N-style 'observed', exactly the N training
+    styles in style-id order (``limit`` does not apply).
     """
     which = {"observed": "train", "unobserved": "heldout"}.get(which)
     if which is None:
@@ -469,11 +497,8 @@ def style_set(config, which: str) -> np.ndarray:
     if which == "train" and _is_nstyle(config):
         return _nstyle_style_table(config)
     skip_log = decode_lib.SkipLog("style images")
-    sources, weights = sources_lib.make_sources(config, "style", which)
-    limits = _limits(int(config.data.eval_num_styles), weights)
-    images = []
-    for source, limit in zip(sources, limits):
-        images.extend(_ordered_images(source, limit, skip_log))
+    limit = int(config.data.eval_num_styles if limit is None else limit)
+    images, _ = ordered_images(config, "style", which, limit, skip_log=skip_log)
     if skip_log.count:
         log.warning("style_set(%s): %d unreadable images skipped", which, skip_log.count)
-    return _center_images(images, size)
+    return center_images(images, size)

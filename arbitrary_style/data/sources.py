@@ -21,7 +21,7 @@ import ml_collections
 import numpy as np
 
 from arbitrary_style.data import decode as decode_lib
-from arbitrary_style.data._tf import tf
+from arbitrary_style.data._tf import plain
 from arbitrary_style.data._tf import tfds as _tfds
 from arbitrary_style.registry import lookup
 
@@ -170,7 +170,7 @@ class TFDSSource:
             name = example["file_name"] if has_name else ""
             return {"image": example["image"], "name": name}
 
-        return ds.map(tf().autograph.experimental.do_not_convert(select))
+        return ds.map(plain(select))
 
 
 def _is_prepared(builder) -> bool:
