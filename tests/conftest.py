@@ -121,3 +121,18 @@ def run_python(code: str, *, timeout: float = 300, **env: str) -> subprocess.Com
     if result.returncode:
         raise AssertionError(f"subprocess failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result
+
+
+def load_module(path: pathlib.Path, name: str):
+    """A script that is not a package module (experiments/benchmarks/*.py), imported by path."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def leaves(tree) -> list[np.ndarray]:
+    """A pytree's leaves as host NumPy arrays (for comparing states)."""
+    import jax
+
+    return [np.asarray(x) for x in jax.tree.leaves(jax.device_get(tree))]

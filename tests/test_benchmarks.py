@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, load_module
 
 BENCHMARKS = ROOT / "experiments" / "benchmarks"
 
 
 def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", BENCHMARKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module(BENCHMARKS / f"{name}.py", f"benchmark_{name}")
 
 
 @pytest.fixture(scope="module")

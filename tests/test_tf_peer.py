@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import ROOT, load_module
 from flax import nnx
 
 from arbitrary_style.models.transformer import StyleTransferNetwork
@@ -17,12 +16,7 @@ pytest.importorskip("tensorflow")
 
 @pytest.fixture(scope="module")
 def tf_peer():
-    spec = importlib.util.spec_from_file_location(
-        "benchmark_tf_peer", ROOT / "experiments" / "benchmarks" / "tf_peer.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module(ROOT / "experiments" / "benchmarks" / "tf_peer.py", "benchmark_tf_peer")
 
 
 def random_network(alpha: float, conditional_contract: bool, seed: int = 0) -> StyleTransferNetwork:

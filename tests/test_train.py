@@ -12,14 +12,10 @@ import json
 import jax
 import numpy as np
 import pytest
-from conftest import fake_global_batch, fake_train_batches, load_config
+from conftest import fake_global_batch, fake_train_batches, leaves, load_config
 from flax import nnx
 
 from arbitrary_style import checkpoints, trainer
-
-
-def leaves(tree) -> list[np.ndarray]:
-    return [np.asarray(x) for x in jax.tree.leaves(jax.device_get(tree))]
 
 
 def assert_leaves_equal(a, b) -> None:

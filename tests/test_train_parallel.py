@@ -10,7 +10,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT, load_config, run_python, subprocess_env
+from conftest import ROOT, leaves, load_config, run_python, subprocess_env
 
 from arbitrary_style import trainer
 
@@ -156,9 +156,7 @@ def test_two_processes_with_jax_distributed_agree(tmp_path, fake_data):
     # Each host read half of every batch; together they trained on the same
     # global batches as one process does.
     state, _ = trainer.train_and_evaluate(load_config("nstyle", num_steps=2, log_every=1), tmp_path / "single")
-    import jax
-
-    single = [np.asarray(x) for x in jax.tree.leaves(jax.device_get(state["params"]))]
+    single = leaves(state["params"])
     with np.load(f"{workdir}-params-0.npz") as saved:
         distributed = [saved[f"arr_{i}"] for i in range(len(saved.files))]
     # Same losses as one process (cross-host sums round differently) ...

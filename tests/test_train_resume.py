@@ -11,7 +11,7 @@ import time
 
 import jax
 import numpy as np
-from conftest import ROOT, load_config, subprocess_env
+from conftest import ROOT, leaves, load_config, subprocess_env
 
 from arbitrary_style import checkpoints, trainer
 
@@ -28,7 +28,7 @@ trainer.train_and_evaluate(config, sys.argv[1])
 
 
 def final_leaves(state) -> list[np.ndarray]:
-    return [np.asarray(x) for x in jax.tree.leaves(jax.device_get(trainer.model_state(state)))]
+    return leaves(trainer.model_state(state))
 
 
 def test_kill_and_resume_equals_uninterrupted(tmp_path, fake_data):
