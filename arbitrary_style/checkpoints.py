@@ -63,12 +63,14 @@ def load_config(workdir: str | Path) -> ml_collections.ConfigDict:
     return config
 
 
-def manager(
-    workdir: str | Path, *, save_interval_steps: int = 1, max_to_keep: int | None = None
-) -> ocp.CheckpointManager:
-    """The orbax manager of ``<workdir>/checkpoints``."""
+def manager(workdir: str | Path, *, max_to_keep: int | None = None) -> ocp.CheckpointManager:
+    """The orbax manager of ``<workdir>/checkpoints``.
+
+    The training loop decides when to save (``train.checkpoint_every`` and
+    the last step) and saves with ``force=True``, so no orbax interval policy
+    is configured here.
+    """
     options = ocp.CheckpointManagerOptions(
-        save_interval_steps=max(1, save_interval_steps),
         max_to_keep=max_to_keep,
         create=True,
     )

@@ -77,7 +77,7 @@ def base_config() -> ml_collections.ConfigDict:
             print_loss_breakdown=False,  # print every loss term at each log step
             log_every=50,  # console + TensorBoard scalars (the only host syncs)
             image_every=1000,  # TensorBoard grid content | style | stylized; 0: never
-            checkpoint_every=1000,  # orbax save interval in steps (and the last step)
+            checkpoint_every=1000,  # save every N steps (and the last step)
             max_checkpoints_to_keep=3,
             tensorboard=True,  # event files under <workdir>/tensorboard (process 0)
             eval_every=0,  # periodic evaluation hook (issue 6); 0: off

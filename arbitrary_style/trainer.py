@@ -497,9 +497,7 @@ def train_and_evaluate(
     tc = config.train
 
     run = setup(config)
-    mngr = checkpoints.manager(
-        workdir, save_interval_steps=tc.checkpoint_every, max_to_keep=tc.max_checkpoints_to_keep
-    )
+    mngr = checkpoints.manager(workdir, max_to_keep=tc.max_checkpoints_to_keep)
     state = run.state
     start_step = 0
     latest = mngr.latest_step()

@@ -173,7 +173,7 @@ def nstyle_workdir(tmp_path_factory):
     rows = model.style_tables.expand.conv3.conv
     rows.beta[...] = rows.beta[...] + np.arange(3, dtype=np.float32)[:, None] * 0.3
     checkpoints.save_config(config, workdir)
-    mngr = checkpoints.manager(workdir, save_interval_steps=1, max_to_keep=1)
+    mngr = checkpoints.manager(workdir, max_to_keep=1)
     checkpoints.save(mngr, 1, nnx.state(model), {"step": np.int32(1)}, force=True)
     mngr.wait_until_finished()
     mngr.close()
