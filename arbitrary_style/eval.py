@@ -21,6 +21,8 @@ from __future__ import annotations
 from absl import app, flags
 from ml_collections import config_flags
 
+from arbitrary_style import compilation_cache
+
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Config file (data, loss network, config.eval); default: the workdir's.",
     lock_config=True,
@@ -39,6 +41,7 @@ _OUTPUT = flags.DEFINE_string(
 
 
 def main(argv):
+    compilation_cache.enable()  # before anything compiles
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     from arbitrary_style import evaluation

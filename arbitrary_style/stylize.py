@@ -39,6 +39,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 
+from arbitrary_style import compilation_cache
 from arbitrary_style.data.decode import IMAGE_EXTENSIONS
 
 # Content images the CLI reads: the training folders' extensions and TIFF.
@@ -284,6 +285,8 @@ def run(argv: Sequence[str] | None = None) -> int:
 
 
 def main() -> None:
+    # Each new image size compiles the network again: kept across runs.
+    compilation_cache.enable()
     sys.exit(run())
 
 

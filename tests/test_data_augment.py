@@ -120,6 +120,7 @@ def test_cheaper_order_jitters_the_crop_with_the_same_parameters():
     assert np.abs(after - before).mean() < 0.05
 
 
-def test_random_batch_size_with_a_step_has_few_shapes():
-    sizes = {int(preprocess.random_batch_size(tf.constant([2, i], tf.int64), 32)) for i in range(200)}
-    assert sizes == {128, 160, 192, 224, 256, 288}
+def test_random_batch_size_from_buckets_has_few_shapes():
+    buckets = preprocess.style_size_buckets((128, 300), 6)
+    sizes = {int(preprocess.random_batch_size(tf.constant([2, i], tf.int64), buckets)) for i in range(200)}
+    assert sizes == set(buckets) == {128, 156, 185, 214, 242, 271}

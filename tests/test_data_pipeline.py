@@ -5,7 +5,7 @@ import pytest
 
 from arbitrary_style import data
 from arbitrary_style.config import base_config
-from arbitrary_style.data import demo
+from arbitrary_style.data import demo, preprocess
 
 
 def _config(seed=0, batch=4, size=32, **data_overrides):
@@ -42,11 +42,20 @@ def test_shapes_dtypes_and_ranges():
             assert 0.0 <= batch[key].min() and batch[key].max() <= 1.0
 
 
-def test_per_batch_style_size_within_range():
+def test_per_batch_style_size_is_one_of_the_buckets():
     config = _config(batch=2, size=16, style_augment=False)
+    assert config.data.style_size_buckets == 8
+    sides = [b["style"].shape[1] for b in _take(data.train_batches(config), 25)]
+    # 8 sizes evenly spread over the reference's [128, 300), drawn per batch.
+    assert set(sides) <= {128, 149, 171, 192, 214, 235, 257, 278}
+    assert len(set(sides)) >= 5  # it really is random per batch
+
+
+def test_zero_buckets_is_the_reference_any_integer_size():
+    config = _config(batch=2, size=16, style_augment=False, style_size_buckets=0)
     sides = [b["style"].shape[1] for b in _take(data.train_batches(config), 25)]
     assert all(128 <= s < 300 for s in sides)
-    assert len(set(sides)) > 10  # it really is random per batch
+    assert len(set(sides)) > 10
 
 
 def test_same_seed_same_batches_different_seed_different():
@@ -148,7 +157,20 @@ def test_style_sets_are_deterministic_and_disjoint():
         data.style_set(config, "test")
 
 
-def test_style_size_step_limits_the_shapes():
-    config = _config(batch=2, size=16, style_augment=False, style_size_step=43)
+def test_style_size_buckets_and_range_limit_the_shapes():
+    config = _config(batch=2, size=16, style_augment=False, style_size_buckets=4)
     sides = {b["style"].shape[1] for b in _take(data.train_batches(config), 12)}
     assert sides <= {128, 171, 214, 257}
+    config = _config(batch=2, size=16, style_augment=False, style_size_buckets=3,
+                     style_size_range=(48, 96))
+    sides = {b["style"].shape[1] for b in _take(data.train_batches(config), 12)}
+    assert sides <= {48, 64, 80}
+
+
+def test_style_size_buckets_are_evenly_spread_and_checked():
+    assert preprocess.style_size_buckets((128, 300), 8) == (128, 149, 171, 192, 214, 235, 257, 278)
+    assert preprocess.style_size_buckets((128, 300), 1) == (128,)
+    assert preprocess.style_size_buckets((128, 300), 0) == tuple(range(128, 300))
+    assert preprocess.style_size_buckets((10, 13), 8) == (10, 11, 12)  # no repeats
+    with pytest.raises(ValueError, match="0 < low < high"):
+        data.train_batches(_config(style_size_range=(300, 128)))

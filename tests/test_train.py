@@ -75,6 +75,38 @@ def test_smoke_variant_trains_and_compiles_once(name, tmp_path, fake_data, monke
             stylizer.stylize(content, style[:32, :32])
 
 
+def test_random_style_sizes_compile_one_step_per_bucket(tmp_path, monkeypatch):
+    """The paper's smoke variant with random style sizes on, through the real
+    data pipeline (demo data): the step compiles once per distinct size drawn,
+    and only the bucket sizes are drawn (config.data.style_size_buckets)."""
+    from arbitrary_style import data
+
+    runs = capture_runs(monkeypatch)
+    sides = []
+    pipeline_batches = data.train_batches
+
+    def recording_batches(config, **kwargs):
+        for batch in pipeline_batches(config, **kwargs):
+            sides.append(batch["style"].shape[1])
+            yield batch
+
+    monkeypatch.setattr(data, "train_batches", recording_batches)
+    # A frozen Inception trunk halves each compilation; the count is the same.
+    config = load_config("pbn_dtd", num_steps=3, freeze_predictor_trunk=True)
+    assert config.data.style_sources == ("demo",)
+    config.data.style_random_size = True
+    # Two small sizes keep the test fast (Inception needs >= 43 px).
+    config.data.style_size_range = (48, 80)
+    config.data.style_size_buckets = 2
+    state, _ = trainer.train_and_evaluate(config, tmp_path)
+
+    assert int(state["step"]) == 3 and len(sides) == 3
+    assert set(sides) <= {48, 64}
+    # Three steps, two sizes (seed 0 draws 64, 48, 48): two programs, not three.
+    assert len(set(sides)) == 2
+    assert runs[0].train_step._cache_size() == len(set(sides))
+
+
 def _model_parts(state):
     return state["params"], state["batch_stats"], state["frozen"]
 

@@ -18,7 +18,9 @@ training on their union (the paper's PBN + DTD) does.
 
 Switches for the small-dataset recipe (reference-model.md §4: no
 augmentation, centre crop, no random style size): ``style_augment``,
-``style_random_crop`` and ``style_random_size``. ``configs/*.py`` may only
+``style_random_crop`` and ``style_random_size``. A random style size is one of
+``style_size_buckets`` sizes in ``style_size_range``, not any integer as in
+the reference: each size compiles the train step once. ``configs/*.py`` may only
 change these values; new fields go here.
 """
 
@@ -40,10 +42,15 @@ def data_config() -> ml_collections.ConfigDict:
             # the small-dataset recipe.
             style_augment=True,  # brightness/saturation/hue jitter + flips
             style_random_crop=True,  # random shorter side in [S+2, S+200) + random crop
-            style_random_size=True,  # one random square size in [128, 300) per batch
-            # 1: any size (reference). k > 1: only 128, 128 + k, ... (< 300), so
-            # a jitted step compiles for ceil(172 / k) shapes, not 172.
-            style_size_step=1,
+            style_random_size=True,  # one random square size per batch
+            style_size_range=(128, 300),  # [low, high) of that size (the reference's)
+            # Deviation from the reference, which draws any integer size in the
+            # range (Magenta image_utils.arbitrary_style_image_inputs): we draw
+            # one of this many sizes, evenly spread over the range (128, 149,
+            # ..., 278 for 8). Each new style shape compiles the jitted train
+            # step again, about a minute on a CPU; 8 sizes bound that to 8
+            # programs instead of 172. 0: every integer size (the reference).
+            style_size_buckets=8,
             # True: colour jitter on the decoded image, before resizing (the
             # reference). False: on the crop, ~5x cheaper per style image (see
             # experiments/benchmarks/README.md), nearly the same distribution.

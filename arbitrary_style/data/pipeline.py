@@ -21,6 +21,15 @@ function of (config.seed, i):
   stream; if one did, the resumed stream would shift by one example.
 * Augmentation randomness is stateless, seeded by (seed, example index); the
   per-batch style size by (seed, step).
+
+One deviation from the reference's style sizes: Magenta's
+``image_utils.arbitrary_style_image_inputs`` resizes each batch of styles to
+any integer square size in [128, 300); we draw one of
+``config.data.style_size_buckets`` (8) sizes evenly spread over
+``config.data.style_size_range`` (``preprocess.style_size_buckets``). The
+jitted train step compiles once per input shape, about a minute each on a
+CPU, so the reference's draw would compile up to 172 programs; 8 sizes cover
+the same range. ``style_size_buckets=0`` restores the reference's draw.
 """
 
 from __future__ import annotations
@@ -141,8 +150,9 @@ def train_batches(
 
     Yields dicts of numpy arrays:
       content:  float32 [b, S, S, 3] in [0, 1], S = config.data.image_size.
-      style:    float32 [b, s, s, 3] in [0, 1]; s uniform in [128, 300) per batch
-                when config.data.style_random_size, else S.
+      style:    float32 [b, s, s, 3] in [0, 1]; when config.data.style_random_size,
+                s is drawn per batch, uniformly from the style_size_buckets
+                sizes in style_size_range ([128, 300)); else S.
       style_id: int32 [b], index of the style image in the training style set
                 (sources concatenated in config order); -1 for images from
                 TFDS sources, which are streamed without an index.
@@ -246,7 +256,11 @@ def train_batches(
         ds = content_ds
     ds = ds.batch(local, drop_remainder=True)
     random_size = bool(config.data.style_random_size) and not nstyle
-    size_step = max(1, int(config.data.get("style_size_step", 1)))
+    style_sizes = ()
+    if random_size:  # validated here, before any batch is read
+        style_sizes = preprocess.style_size_buckets(
+            config.data.style_size_range, int(config.data.style_size_buckets)
+        )
     size_pair = _seed_pair(seed, "size")
 
     def finish(batch):
@@ -257,7 +271,7 @@ def train_batches(
             style = batch["style"]
             if random_size:
                 side = preprocess.random_batch_size(
-                    tf.stack([tf.constant(size_pair, tf.int64), batch["step"][0]]), size_step
+                    tf.stack([tf.constant(size_pair, tf.int64), batch["step"][0]]), style_sizes
                 )
                 style = preprocess.resize_batch(style, side)
             out["style"] = tf.cast(style, tf.float32)

@@ -13,7 +13,8 @@ reference-model.md §4):
            ops on uint8 convert to float and saturate back, i.e. clip); then
            shorter side resized to a random size in [size + 2, size + 200),
            random size x size crop, / 255; then the whole batch resized to one
-           random square size in [128, 300).
+           random square size in [128, 300) (any integer; we draw one of a few
+           evenly spread sizes instead, see ``style_size_buckets``).
   small-dataset recipe: centre crop (shorter side to size + 2), no
            augmentation, no random batch size: three config switches.
 
@@ -34,7 +35,7 @@ SATURATION_RANGE = (0.5, 1.5)
 HUE_MAX_DELTA = 0.2
 RESIZE_EXTRA_MIN = 2  # shorter side >= size + 2 before cropping
 RESIZE_EXTRA_MAX = 200  # ... and < size + 200 for the random crop
-STYLE_BATCH_SIZE_RANGE = (128, 300)  # [low, high) per-batch square size
+STYLE_BATCH_SIZE_RANGE = (128, 300)  # [low, high) per-batch square size (the reference's)
 
 
 class AugmentParams(NamedTuple):
@@ -159,18 +160,39 @@ def preprocess_style(
     return tf.clip_by_value(image / 255.0, 0.0, 1.0)
 
 
-def random_batch_size(seed, step: int = 1):
-    """The per-batch square style size, uniform in [128, 300).
+def style_size_buckets(size_range=STYLE_BATCH_SIZE_RANGE, count: int = 0) -> tuple[int, ...]:
+    """The square sizes a batch of style images may be resized to, ascending.
 
-    ``step > 1`` draws uniformly from the multiples of ``step`` above 128
-    (128, 128 + step, ... < 300) instead: fewer distinct shapes, hence fewer
-    compilations of a jitted train step; step 1 is the reference.
+    The reference (Magenta ``image_utils.arbitrary_style_image_inputs``) draws
+    any integer size in [low, high): 172 sizes for [128, 300). Every new style
+    shape compiles the jitted train step again (about a minute on a CPU, see
+    experiments/benchmarks/README.md), so ``count`` > 0 keeps ``count`` sizes
+    evenly spread over the range, ``low + floor(i * (high - low) / count)``:
+    8 buckets over [128, 300) are 128, 149, 171, 192, 214, 235, 257, 278.
+    ``count`` <= 0, or at least the range's width, keeps every integer size
+    (the reference).
+    """
+    low, high = (int(v) for v in size_range)
+    if not 0 < low < high:
+        raise ValueError(f"style size range must be [low, high) with 0 < low < high, got {size_range}")
+    width = high - low
+    if count <= 0 or count >= width:
+        return tuple(range(low, high))
+    return tuple(low + (i * width) // count for i in range(count))
+
+
+def random_batch_size(seed, sizes=None):
+    """The per-batch square style size: one of ``sizes``, uniformly.
+
+    Args:
+      seed: stateless seed [2] (config.seed's size stream and the step).
+      sizes: the candidate sizes (``style_size_buckets``); None: every integer
+        in [128, 300), the reference's draw.
     """
     tf = _tf()
-    low, high = STYLE_BATCH_SIZE_RANGE
-    count = (high - low + step - 1) // step
-    k = tf.random.stateless_uniform([], seed, minval=0, maxval=count, dtype=tf.int32)
-    return low + k * step
+    sizes = style_size_buckets() if sizes is None else tuple(int(s) for s in sizes)
+    k = tf.random.stateless_uniform([], seed, minval=0, maxval=len(sizes), dtype=tf.int32)
+    return tf.gather(tf.constant(sizes, tf.int32), k)
 
 
 def resize_batch(images, side):
