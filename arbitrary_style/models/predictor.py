@@ -110,8 +110,15 @@ class StylePredictor(nnx.Module):
             params[name] = (beta, gamma)
         return params
 
-    def __call__(self, style_images: Array, *, train: bool = False) -> tuple[Array, NormParams]:
-        embedding = self.embed(style_images, train=train)
+    def __call__(
+        self, style_images: Array, *, train: bool = False, train_trunk: bool | None = None
+    ) -> tuple[Array, NormParams]:
+        """Style images -> (embedding, norm parameters).
+
+        ``train`` is the batch-norm mode; the predictor's only batch norms are
+        the trunk's, so ``train_trunk`` (default: ``train``) overrides it.
+        """
+        embedding = self.embed(style_images, train=train if train_trunk is None else train_trunk)
         return embedding, self.norm_params(embedding)
 
     def head_param_count(self) -> int:

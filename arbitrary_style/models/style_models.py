@@ -45,9 +45,22 @@ class ArbitraryStyleModel(nnx.Module):
             rngs=rngs,
         )
 
-    def __call__(self, content: Array, style: Array, *, train: bool = False) -> Array:
-        """Stylizes ``content`` [B, H, W, 3] with ``style`` [B, h, w, 3], both in [0, 1]."""
-        _, norm_params = self.predictor(style, train=train)
+    def __call__(
+        self,
+        content: Array,
+        style: Array,
+        *,
+        train: bool = False,
+        train_trunk: bool | None = None,
+    ) -> Array:
+        """Stylizes ``content`` [B, H, W, 3] with ``style`` [B, h, w, 3], both in [0, 1].
+
+        ``train`` puts every batch norm in training mode (batch statistics,
+        moving averages updated); ``train_trunk`` (default: ``train``) sets the
+        predictor trunk's alone, so that a frozen trunk can stay a fixed
+        function while the rest trains.
+        """
+        _, norm_params = self.predictor(style, train=train, train_trunk=train_trunk)
         return self.transformer(content, norm_params, train=train)
 
 
