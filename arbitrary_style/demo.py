@@ -1,12 +1,20 @@
-r"""``make demo``: train configs/demo.py on the embedded data, then stylize held-out styles.
+r"""``make demo``: train configs/demo.py on the embedded data, then score and draw held-out styles.
 
     python -m arbitrary_style.demo --workdir=workdirs/demo
 
-Trains (or resumes) the demo config in the workdir, then writes
-``<workdir>/heldout_grid.png``: the demo content photos (rows) stylized with
-the demo's held-out styles (columns), which the model never saw in training.
-The closing note gives the wall time, the first and last logged loss
-breakdown and the grid's path.
+Trains (or resumes) the demo config in the workdir, then stylizes every demo
+photo with every held-out demo style (styles the model never saw in
+training) with the model at the start of training and the trained one, and
+writes
+
+* ``heldout_grid.png`` and ``heldout_grid_start.png``: the grids (rows:
+  photos; columns: held-out styles);
+* ``heldout_scores.json``: the content and style scores
+  (``arbitrary_style.scores``) of the identity, the start and the trained
+  model, averaged over the pairs.
+
+It ends with the wall time, the first and last logged loss breakdown and the
+scores table.
 """
 
 from __future__ import annotations
@@ -16,11 +24,8 @@ import json
 import time
 from pathlib import Path
 
-import jax
-import jax.numpy as jnp
 import numpy as np
-from absl import app, flags
-from flax import nnx
+from absl import app, flags, logging
 from ml_collections import config_flags
 from PIL import Image
 
@@ -38,47 +43,6 @@ START_GRID_FILE = "heldout_grid_start.png"
 SCORES_FILE = "heldout_scores.json"
 
 
-def square(image: np.ndarray, size: int) -> np.ndarray:
-    """uint8 HxWx3 -> float32 size x size x 3 in [0, 1]: shorter side resized, centre crop."""
-    h, w = image.shape[:2]
-    scale = size / min(h, w)
-    resized = Image.fromarray(image).resize(
-        (max(size, round(w * scale)), max(size, round(h * scale))), Image.BILINEAR
-    )
-    x = np.asarray(resized, np.float32) / 255.0
-    top = (x.shape[0] - size) // 2
-    left = (x.shape[1] - size) // 2
-    return x[top : top + size, left : left + size]
-
-
-def stylize_pairs(model: nnx.Module, contents: np.ndarray, styles: np.ndarray) -> np.ndarray:
-    """Every content with every style, inference mode: [len(styles), len(contents), S, S, 3].
-
-    Inputs float [N, S, S, 3] in [0, 1]; the model's state is an argument of
-    the jitted function, not a trace constant.
-    """
-    graphdef, state = nnx.split(model)
-
-    @jax.jit
-    def one_style(state, content, style):
-        repeated = jnp.broadcast_to(style[None], (content.shape[0], *style.shape))
-        return nnx.merge(graphdef, state)(content, repeated, train=False)
-
-    return np.stack([np.asarray(one_style(state, contents, style)) for style in styles])
-
-
-def grid_image(contents: np.ndarray, styles: np.ndarray, stylized: np.ndarray) -> np.ndarray:
-    """uint8 grid: first row the styles, first column the contents, then
-    ``stylized[style, content]`` (``stylize_pairs``' layout)."""
-    size = contents.shape[1]
-    cell = lambda x: np.clip(x, 0, 1)  # noqa: E731
-    blank = np.ones((size, size, 3), np.float32)
-    rows = [np.concatenate([blank, *[cell(s) for s in styles]], axis=1)]
-    for i in range(contents.shape[0]):
-        rows.append(np.concatenate([contents[i], *[cell(c[i]) for c in stylized]], axis=1))
-    return np.round(np.concatenate(rows, axis=0) * 255).astype(np.uint8)
-
-
 @dataclasses.dataclass(frozen=True)
 class HeldOut:
     """The demo's held-out pairs: every content photo with every unseen style."""
@@ -89,18 +53,18 @@ class HeldOut:
     @classmethod
     def at(cls, size: int) -> HeldOut:
         return cls(
-            contents=np.stack([square(x, size) for x in demo_data.content_images()]),
-            styles=np.stack([square(x, size) for x in demo_data.style_images("heldout")]),
+            contents=np.stack([demo_data.square(x, size) for x in demo_data.content_images()]),
+            styles=np.stack([demo_data.square(x, size) for x in demo_data.style_images("heldout")]),
         )
 
     def pairs(self) -> tuple[np.ndarray, np.ndarray]:
-        """(photos, styles) of every pair, in ``stylize_pairs``' order flattened."""
+        """(photos, styles) of every pair, in ``observe.stylize_pairs``' order flattened."""
         photos = np.tile(self.contents, (len(self.styles), 1, 1, 1))
         styles = np.repeat(self.styles, len(self.contents), axis=0)
         return photos, styles
 
     def score(self, loss_network, stylized: np.ndarray) -> dict[str, float]:
-        """Mean content and style scores (``arbitrary_style.scores``) of ``stylize_pairs`` output."""
+        """Mean content and style scores (``arbitrary_style.scores``) of ``observe.stylize_pairs`` output."""
         photos, styles = self.pairs()
         flat = stylized.reshape(photos.shape)
         return scores.summarize(
@@ -130,8 +94,8 @@ def write_heldout_results(workdir: str | Path) -> dict[str, dict[str, float]]:
         (start_description(config), start, START_GRID_FILE),
         ("trained", trained, GRID_FILE),
     ):
-        stylized = stylize_pairs(model, held_out.contents, held_out.styles)
-        Image.fromarray(grid_image(held_out.contents, held_out.styles, stylized)).save(
+        stylized = observe.stylize_pairs(model, held_out.contents, held_out.styles)
+        Image.fromarray(observe.pairs_grid(held_out.contents, held_out.styles, stylized)).save(
             Path(workdir) / file
         )
         results[name] = held_out.score(loss_network, stylized)
@@ -166,6 +130,10 @@ def loss_only(record: dict) -> dict:
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    if not flags.FLAGS["verbosity"].present:
+        # The demo's own lines go to stdout; the libraries' INFO records
+        # (orbax's checkpoint bookkeeping, about 40 lines) would bury them.
+        logging.set_verbosity(logging.WARNING)
     compilation_cache.enable()
     start = time.perf_counter()
     workdir = Path(_WORKDIR.value)

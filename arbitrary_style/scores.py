@@ -21,7 +21,7 @@ Both are computed per (photo, style) pair; ``summarize`` gives their means.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import jax
 import jax.numpy as jnp

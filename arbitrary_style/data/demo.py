@@ -45,6 +45,20 @@ STYLES_PER_FAMILY = {"train": 4, "heldout": 1}
 _SPLIT_SEED = {"train": 1, "heldout": 2}
 
 
+def square(image: np.ndarray, size: int) -> np.ndarray:
+    """uint8 HxWx3 -> float32 size x size x 3 in [0, 1]: shorter side resized
+    (bilinear), centre crop; the demo's grids and scores."""
+    h, w = image.shape[:2]
+    scale = size / min(h, w)
+    resized = Image.fromarray(image).resize(
+        (max(size, round(w * scale)), max(size, round(h * scale))), Image.BILINEAR
+    )
+    x = np.asarray(resized, np.float32) / 255.0
+    top = (x.shape[0] - size) // 2
+    left = (x.shape[1] - size) // 2
+    return x[top : top + size, left : left + size]
+
+
 def content_images() -> list[np.ndarray]:
     """The demo's content photos: uint8 [H, W, 3], in ``CONTENT_NAMES`` order."""
     import skimage.data

@@ -11,7 +11,10 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+from flax import nnx
 
 
 class NullWriter:
@@ -88,6 +91,39 @@ def image_grid(columns: list[np.ndarray], *, pad: int = 2) -> np.ndarray:
             x = pad + j * (cell_w + pad)
             grid[y : y + img.shape[0], x : x + img.shape[1]] = img
     return np.round(grid * 255).astype(np.uint8)
+
+
+def stylize_pairs(model: nnx.Module, contents: np.ndarray, conditions) -> np.ndarray:
+    """Every content with every style, in inference mode.
+
+    Args:
+      model: an ArbitraryStyleModel (``conditions``: style images [M, S, S, 3]
+        in [0, 1]) or an NStyleModel (``conditions``: M integer style ids).
+      contents: [N, S, S, 3] float in [0, 1].
+
+    Returns:
+      [M, N, S, S, 3]: ``result[j, i]`` is content i with style j.
+    """
+    graphdef, state = nnx.split(model)  # the state is an argument, not a trace constant
+
+    @jax.jit
+    def one_style(state, content, condition):
+        repeated = jnp.broadcast_to(condition, (content.shape[0], *jnp.shape(condition)))
+        return nnx.merge(graphdef, state)(content, repeated, train=False)
+
+    return np.stack([np.asarray(one_style(state, contents, c)) for c in conditions])
+
+
+def pairs_grid(contents: np.ndarray, styles: np.ndarray, stylized: np.ndarray) -> np.ndarray:
+    """uint8 grid of ``stylize_pairs`` output: first row the styles, first
+    column the contents, ``stylized[j, i]`` in row i + 1, column j + 1."""
+    size = contents.shape[1]
+    cell = lambda x: np.clip(x, 0, 1)  # noqa: E731
+    blank = np.ones((size, size, 3), np.float32)
+    rows = [np.concatenate([blank, *[cell(s) for s in styles]], axis=1)]
+    for i in range(contents.shape[0]):
+        rows.append(np.concatenate([contents[i], *[cell(c[i]) for c in stylized]], axis=1))
+    return np.round(np.concatenate(rows, axis=0) * 255).astype(np.uint8)
 
 
 class Progress:
