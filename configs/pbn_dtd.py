@@ -17,7 +17,7 @@ from arbitrary_style.config import base_config, select_variant, shrink_for_smoke
 
 def get_config(arg: str | None = None):
     config = base_config()
-    # The seed (and the paper) state Adam lr 1e-3; Magenta's training script's
+    # The paper states Adam lr 1e-3; Magenta's training script's
     # flag default is 1e-5. We follow the paper.
     config.optimizer.learning_rate = 1e-3
     config.weights.predictor_init = "inception_v3"

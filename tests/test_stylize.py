@@ -1,4 +1,4 @@
-"""The stylize command and the large-image features of the Stylizer (issue 7)."""
+"""The stylize command and the large-image features of the Stylizer."""
 
 from __future__ import annotations
 
