@@ -52,7 +52,9 @@ def base_config() -> ml_collections.ConfigDict:
         )
     )
     config.optimizer = ml_collections.ConfigDict(
-        # Adam as in Ghiasi et al. 2017 (1e-3, 0.9, 0.999); eps is optax's and TF's 1e-8.
+        # Adam as in Ghiasi et al. 2017 (1e-3, 0.9, 0.999) in the form of the
+        # reference's tf.compat.v1.train.AdamOptimizer (eps 1e-8 added to the
+        # uncorrected sqrt(v); trainer.scale_by_tf_adam), not optax.adam's.
         dict(learning_rate=1e-3, b1=0.9, b2=0.999, eps=1e-8)
     )
     config.weights = ml_collections.ConfigDict(

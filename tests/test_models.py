@@ -332,3 +332,40 @@ def test_style_image_too_small_for_the_trunk_is_an_error(paper_model):
     with pytest.raises(ValueError, match="32x32 style images are too small"):
         jax.eval_shape(embed, state, jax.ShapeDtypeStruct((1, 32, 32, 3), jnp.float32))
     assert jax.eval_shape(embed, state, jax.ShapeDtypeStruct((1, 64, 64, 3), jnp.float32)).shape == (1, 100)
+
+
+def test_batch_norm_moving_variance_is_unbiased():
+    """Training mode: normalised with the biased batch variance, the moving
+    variance updated with the unbiased one (x n/(n-1)), as TF-Slim's fused
+    batch norm; inference: nnx.BatchNorm's function of the moving averages."""
+    spec = layers.BatchNormSpec(epsilon=1e-3, decay=0.9, scale=True)
+    conv = layers.Conv2d(2, 3, 1, batch_norm=spec, rngs=nnx.Rngs(0))
+    bn = conv.BatchNorm
+    rng = np.random.default_rng(0)
+    moving_mean, moving_var = rng.normal(size=3), rng.uniform(0.5, 2.0, size=3)
+    scale, bias = rng.uniform(0.5, 2.0, size=3), rng.normal(size=3)
+    bn.mean[...], bn.var[...] = jnp.asarray(moving_mean, jnp.float32), jnp.asarray(moving_var, jnp.float32)
+    bn.scale[...], bn.bias[...] = jnp.asarray(scale, jnp.float32), jnp.asarray(bias, jnp.float32)
+    x = rng.normal(3.0, 2.0, size=(2, 2, 3, 3)).astype(np.float32)  # n = 2*2*3 = 12 per channel
+
+    y = bn(jnp.asarray(x), use_running_average=False)
+
+    values = x.reshape(-1, 3).astype(np.float64)
+    n = values.shape[0]
+    batch_mean, biased_var = values.mean(0), values.var(0)
+    expected = (x - batch_mean) / np.sqrt(biased_var + 1e-3) * scale + bias
+    np.testing.assert_allclose(np.asarray(y), expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(bn.mean[...]), 0.9 * moving_mean + 0.1 * batch_mean, rtol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(bn.var[...]), 0.9 * moving_var + 0.1 * biased_var * n / (n - 1), rtol=1e-6
+    )
+    # The whole state keeps nnx.BatchNorm's names (checkpoints, weight readers).
+    assert set(nnx.to_pure_dict(nnx.state(bn))) == {"mean", "var", "scale", "bias"}
+
+    # Inference mode is unchanged: exactly nnx.BatchNorm's output.
+    reference = nnx.BatchNorm(3, epsilon=1e-3, momentum=0.9, rngs=nnx.Rngs(0))
+    nnx.update(reference, nnx.state(bn))
+    np.testing.assert_array_equal(
+        np.asarray(bn(jnp.asarray(x), use_running_average=True)),
+        np.asarray(reference(jnp.asarray(x), use_running_average=True)),
+    )

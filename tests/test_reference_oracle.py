@@ -27,10 +27,10 @@ model, which has no reader, gets them by name. Compared, in float32:
   and the parameters after one Adam step (tolerances at each check, with the
   float32 limits that set them).
 
-Two differences from the reference are known and tested as such:
-``test_arbitrary_train_step_moving_variance_unbiased`` (the reference's
-moving variance averages the unbiased batch variance) and the Adam epsilon
-convention (``test_arbitrary_train_step_adam_update``).
+Two details of the reference are tested on their own: its moving variance
+averages the unbiased batch variance
+(``test_arbitrary_train_step_moving_variance_unbiased``), and its Adam adds
+eps to the uncorrected sqrt(v) (``test_arbitrary_adam_on_reference_gradients``).
 
 The arbitrary model is Magenta's full size (alpha 1, full Inception-v3 to
 Mixed_6e): ``build_model`` has no width options, and at 128 px styles the
@@ -51,6 +51,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from conftest import load_config
 from flax import nnx
@@ -502,58 +503,68 @@ def check_gradients(gradients, reference, noise):
             assert np.linalg.norm(gradients[name]) < 1e-5 * global_norm, name
 
 
+# The change a step makes to a moving average, relative. At decay 0.9997 one
+# step changes a statistic by 3e-4 x (batch - moving), ~3e-5 of its value,
+# while float32 stores the value to 6e-8: the change is known to ~2e-3, not
+# better (measured worst 9e-4, both sides updating as
+# ``moving -= (moving - batch) * (1 - decay)``).
+MOVING_AVERAGE_TOLERANCE = 4e-3
+
+
 def test_arbitrary_train_step_moving_averages(arbitrary_reference, arbitrary_ours):
-    """Moving means and variances after the step, given the reference's Bessel correction.
+    """Every batch norm's moving mean and variance after the step (their change)."""
+    ref = arbitrary_reference
+    for name in ref["moving"]:
+        assert moving_average_difference(ref, arbitrary_ours[1], name) < MOVING_AVERAGE_TOLERANCE, name
+
+
+def test_arbitrary_train_step_moving_variance_unbiased(arbitrary_reference, arbitrary_ours):
+    """The moving variance averages the unbiased batch variance, x n/(n-1).
 
     The reference's batch norm (slim -> tf.compat.v1.layers.BatchNormalization,
     fused) feeds FusedBatchNormV3's batch variance into the moving average,
-    and that variance is the unbiased one, x n/(n-1) for n values per
-    channel (checked: 1.01408 = 72/71 at Mixed_6 for 128 px styles); ours
-    (nnx.BatchNorm) averages the biased variance. The expected update below
-    removes that factor from the reference's; test_..._unbiased_variance
-    shows the difference itself.
-
-    Tolerance: at decay 0.9997 one step changes a statistic by 3e-4 x
-    (batch - moving), ~3e-5 of its value, while float32 stores the value to
-    6e-8: the change is known to ~2e-3 (measured worst 3.2e-3), not better.
+    and that variance is the unbiased one for n values per channel (checked:
+    1.01408 = 72/71 at Mixed_6 for 128 px styles). Ours matches it
+    (layers.SlimBatchNorm), and the biased variance's update, which
+    nnx.BatchNorm makes, is far outside the tolerance at the layer with the
+    fewest values per channel (11% apart at n = 72).
     """
-    check_moving_averages(arbitrary_reference, arbitrary_ours[1], remove_bessel=True, tolerance=1e-2)
+    ref = arbitrary_reference
+    after = arbitrary_ours[1]
+    variances = [name for name in ref["moving"] if name.endswith("moving_variance")]
+    for name in variances:
+        assert moving_average_difference(ref, after, name) < MOVING_AVERAGE_TOLERANCE, name
+    fewest = min(variances, key=lambda name: ref["samples"][name.rpartition("/")[0]])
+    biased = moving_average_difference(ref, after, fewest, remove_bessel=True)
+    assert biased > 10 * MOVING_AVERAGE_TOLERANCE, fewest
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the reference's moving variance averages the unbiased batch variance (x n/(n-1)); "
-    "nnx.BatchNorm averages the biased one (update 11% apart at n = 72)",
-)
-def test_arbitrary_train_step_moving_variance_unbiased(arbitrary_reference, arbitrary_ours):
-    check_moving_averages(arbitrary_reference, arbitrary_ours[1], remove_bessel=False, tolerance=1e-2)
-
-
-def check_moving_averages(ref, after, *, remove_bessel, tolerance):
-    before = ref["before"]
-    for name in ref["moving"]:
-        scope = name.rpartition("/")[0]
-        # Magenta's decays: Inception arg scope 0.9997, slim's default 0.999.
-        decay = 0.9997 if name.startswith("InceptionV3/") else 0.999
-        ref_delta = ref["after"][name].astype(np.float64) - before[name]
-        if remove_bessel and name.endswith("moving_variance"):
-            n = ref["samples"][scope]
-            unbiased = before[name] + ref_delta / (1 - decay)
-            ref_delta = (1 - decay) * (unbiased * (n - 1) / n - before[name])
-        our_delta = after[name].astype(np.float64) - before[name]
-        assert relative_difference(our_delta, ref_delta) < tolerance, name
+def moving_average_difference(ref, after, name, *, remove_bessel=False) -> float:
+    """Relative difference of the step's change to moving average ``name``,
+    ours against the reference's (made biased first with ``remove_bessel``)."""
+    before = ref["before"][name]
+    # Magenta's decays: Inception arg scope 0.9997, slim's default 0.999.
+    decay = 0.9997 if name.startswith("InceptionV3/") else 0.999
+    ref_delta = ref["after"][name].astype(np.float64) - before
+    if remove_bessel:
+        n = ref["samples"][name.rpartition("/")[0]]
+        unbiased = before + ref_delta / (1 - decay)
+        ref_delta = (1 - decay) * (unbiased * (n - 1) / n - before)
+    our_delta = after[name].astype(np.float64) - before
+    return relative_difference(our_delta, ref_delta)
 
 
 def test_arbitrary_train_step_adam_update(arbitrary_reference, arbitrary_ours):
     """Parameters after one Adam step (lr 1e-3), where the gradient's sign is not noise.
 
-    At step 1 Adam moves every parameter by lr * g / (|g| + eps'): nearly
-    lr * sign(g), so an element whose gradient is noise (see check_gradients)
-    may move either way. Compared: elements where both gradients agree to
-    10% and |g| > 3e-3. There the two conventions for eps also agree: TF adds
-    eps to sqrt(v) before bias correction (eps' = eps / sqrt(1 - b2) = 3.2e-7
-    at step 1), optax after it (eps' = 1e-8), a relative difference of
-    3e-7 / |g| in the update: < 1e-4 for |g| > 3e-3, but 3% at |g| = 1e-5.
+    At step 1 Adam moves every parameter by lr * g / (|g| + eps'), with
+    eps' = eps / sqrt(1 - b2) = 3.2e-7 in TF's form (see
+    test_arbitrary_adam_on_reference_gradients): nearly lr * sign(g), so an
+    element whose gradient is noise (see check_gradients) may move either
+    way. Compared: elements where both gradients agree to 10% and
+    |g| > 1e-4. There a 10% gradient difference moves the update by at most
+    lr * 0.1 * eps' / |g| = 3.2e-4 lr (measured worst 3.3e-4 lr; optax.adam's
+    eps' = 1e-8 gave 3.1e-3 lr).
     """
     check_adam_update(arbitrary_reference, *arbitrary_ours[1:])
 
@@ -563,7 +574,7 @@ def check_adam_update(ref, after, gradients, min_fraction=0.75):
     compared = total = 0
     for name in ref["trained"]:
         g_ref, g_ours = ref["gradients"][name], gradients[name]
-        reliable = (np.abs(g_ref) > 3e-3) & (np.abs(g_ours - g_ref) < 0.1 * np.abs(g_ref))
+        reliable = (np.abs(g_ref) > 1e-4) & (np.abs(g_ours - g_ref) < 0.1 * np.abs(g_ref))
         our_update = after[name][reliable].astype(np.float64) - before[name][reliable]
         ref_update = ref["after"][name][reliable].astype(np.float64) - before[name][reliable]
         if reliable.any():
@@ -572,8 +583,33 @@ def check_adam_update(ref, after, gradients, min_fraction=0.75):
             assert np.max(np.abs(ref_update)) > 0.9 * LEARNING_RATE, name
         compared += int(reliable.sum())
         total += reliable.size
-    # Measured: 82% of the arbitrary model's parameters.
+    # Measured: 85% of the arbitrary model's parameters.
     assert compared > min_fraction * total
+
+
+def test_arbitrary_adam_on_reference_gradients(arbitrary_reference):
+    """Our optimizer's step on the reference's own gradients: the reference's step, every element.
+
+    Without the gradients' float32 noise, the smallest gradients are compared
+    too, where the eps convention shows: tf.compat.v1.train.AdamOptimizer
+    (training/adam.py, kernel ApplyAdam) adds eps to sqrt(v) before the bias
+    correction, lr * g / (|g| + eps / sqrt(1 - b2)) at step 1; optax.adam
+    after it, lr * g / (|g| + eps): up to 0.7 lr apart (at |g| ~ 6e-8).
+    Tolerance: one float32 spacing of the parameter (where the step is
+    rounded; measured worst: one) plus 1e-6 lr for the update's own rounding.
+    """
+    ref = arbitrary_reference
+    optimizer = trainer.make_optimizer(arbitrary_config(ref["vgg_prefix"]))
+    params = {name: jnp.asarray(ref["before"][name]) for name in ref["trained"]}
+    gradients = {name: jnp.asarray(ref["gradients"][name], jnp.float32) for name in ref["trained"]}
+    updates, _ = jax.jit(optimizer.update)(gradients, optimizer.init(params), params)
+    after = jax.device_get(optax.apply_updates(params, updates))
+    for name in ref["trained"]:
+        before = ref["before"][name]
+        our_update = np.asarray(after[name], np.float64) - before
+        ref_update = ref["after"][name].astype(np.float64) - before
+        spacing = np.spacing(np.maximum(np.abs(before), np.abs(ref["after"][name])))
+        assert np.all(np.abs(our_update - ref_update) <= spacing + 1e-6 * LEARNING_RATE), name
 
 
 # ---------------------------------------------------------------------------
