@@ -27,7 +27,7 @@ REFERENCE_EVAL_STYLE_WEIGHTS = {"conv1": 1e-3, "conv2": 1e-3, "conv3": 1e-3, "co
 
 
 def base_config() -> ml_collections.ConfigDict:
-    """The paper's model and recipe (reference-model.md §1-§4), unlocked."""
+    """The paper's model and recipe (docs/reference-model.md §1-§4), unlocked."""
     config = ml_collections.ConfigDict()
     config.seed = 0
 
@@ -72,7 +72,7 @@ def base_config() -> ml_collections.ConfigDict:
     )
     config.train = ml_collections.ConfigDict(
         dict(
-            batch_size=8,  # global batch (reference-model.md §4); divides the device count
+            batch_size=8,  # global batch (docs/reference-model.md §4); divides the device count
             num_steps=8_000_000,  # the reference flag's default; 0: steps_per_style * styles
             steps_per_style=0,  # N-style default step count per style (Turi Create)
             # The reference fine-tunes Inception. Frozen, the trunk is a fixed
@@ -109,7 +109,7 @@ def base_config() -> ml_collections.ConfigDict:
     config.data = data_config()
     config.eval = ml_collections.ConfigDict(
         dict(
-            # Evaluation of observed vs unobserved styles (reference-model.md
+            # Evaluation of observed vs unobserved styles (docs/reference-model.md
             # §5; python -m arbitrary_style.eval, and every train.eval_every
             # steps). Style sets come from data.style_set: 'observed' = the
             # training styles, 'unobserved' = the held-out ones.

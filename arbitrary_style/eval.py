@@ -1,4 +1,4 @@
-r"""Evaluates a style model on observed vs unobserved styles (reference-model.md §5).
+r"""Evaluates a style model on observed vs unobserved styles (docs/reference-model.md §5).
 
     python -m arbitrary_style.eval --workdir=DIR [--step=N] [--config=configs/demo.py]
     python -m arbitrary_style.eval --config=configs/demo.py --pretrained=magenta-lite

@@ -1,4 +1,4 @@
-"""Evaluation of a style model on observed and unobserved styles (reference-model.md §5).
+"""Evaluation of a style model on observed and unobserved styles (docs/reference-model.md §5).
 
 The paper's central claim (Ghiasi et al. 2017; its Figure 5): a model
 trained on enough paintings stylizes paintings it never saw about as well as
@@ -119,7 +119,7 @@ def content_set(config: ml_collections.ConfigDict, count: int) -> tuple[np.ndarr
     """The first ``count`` readable content images of the held-out content split.
 
     Same preprocessing as training content (shorter side S+2, centre crop S;
-    reference-model.md §4). Sources in config order, each in its stored order;
+    docs/reference-model.md §4). Sources in config order, each in its stored order;
     ``count`` is split over the sources by their mixing weights.
 
     Returns:

@@ -1,4 +1,4 @@
-"""Perceptual losses of fast style transfer (reference-model.md §3).
+"""Perceptual losses of fast style transfer (docs/reference-model.md §3).
 
 Content loss (feature MSE), Gram-matrix style loss normalised by H*W only (so
 the style image may have another size than the stylized one), total

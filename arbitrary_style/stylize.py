@@ -11,7 +11,7 @@ Arbitrary model: ``--style IMG [IMG ...]`` with ``--style_weights`` for a
 blend of their embeddings. N-style model: ``--style_index i[,j,...]`` with
 ``--style_weights``; all styles, one output each, when omitted (as Turi
 Create's ``stylize(style=None)``). ``--strength s1,s2`` gives one output per
-value (identity interpolation, reference-model.md §6).
+value (identity interpolation, docs/reference-model.md §6).
 
 Sizes: native resolution by default, or ``--size N`` (shorter side of the
 network input, result resized back); the output always has the input's size.

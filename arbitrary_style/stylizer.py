@@ -8,7 +8,7 @@
 Images are a path, a PIL image or an HxWx3 array (uint8, or float in [0, 1]).
 A style is an image, a style embedding (the predictor's bottleneck vector,
 shape (100,)), or a blend: a list of (style, weight) pairs whose embeddings
-are mixed with the weights normalised to sum to 1 (reference-model.md §6).
+are mixed with the weights normalised to sum to 1 (docs/reference-model.md §6).
 
 The model runs through NNX's functional API: it is split once into a graph
 definition and a state, and pure functions of (state, arrays) are jitted, so
@@ -258,7 +258,7 @@ class Stylizer:
         """An image, an embedding or a weighted list of either -> one embedding.
 
         Blend weights are normalised to sum to 1: a blend is a convex
-        combination of embeddings (reference-model.md §6).
+        combination of embeddings (docs/reference-model.md §6).
         """
         self._need("arbitrary", "embed_style")
         if self._is_embedding(style):
@@ -332,7 +332,7 @@ class Stylizer:
           strength: identity interpolation on the embedding (arbitrary model),
             S = (1 - strength) * P(content) + strength * S_style
             (0 keeps the content's own style, 1 is the full style, values
-            above 1 extrapolate; reference-model.md §6). P(content) is taken
+            above 1 extrapolate; docs/reference-model.md §6). P(content) is taken
             on the content as the network sees it, downscaled to
             ``max_pixels`` if larger.
           resize: None (pixels as given) or the reference preprocessing size
@@ -405,7 +405,7 @@ class Stylizer:
         """Norm parameters of S = (1 - strength) * P(content) + strength * S_style.
 
         The heads are linear in S, so interpolating the parameters is
-        interpolating the embeddings (reference-model.md §6).
+        interpolating the embeddings (docs/reference-model.md §6).
         """
         self._need("arbitrary", "strength")
         own = self._norm_params(self._state, self._embed(self._state, jnp.asarray(seen_contents)))

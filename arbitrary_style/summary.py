@@ -3,7 +3,7 @@ r"""Prints the parameter count of each part of a config's model.
     python -m arbitrary_style.summary --config=configs/pbn_dtd.py
 
 The numbers Turi Create's ``summary()`` gave its users, and the ones
-reference-model.md pins down (1,674,656 transformer parameters, 2758 numbers
+docs/reference-model.md pins down (1,674,656 transformer parameters, 2758 numbers
 per style, ...). Nothing is allocated: shapes only.
 """
 

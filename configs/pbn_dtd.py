@@ -2,7 +2,7 @@ r"""The paper: arbitrary style transfer trained on Painter by Numbers + DTD.
 
     python -m arbitrary_style.train --config=configs/pbn_dtd.py --workdir=DIR
 
-Ghiasi et al. 2017 (arXiv 1705.06830), as in reference-model.md §1-§4:
+Ghiasi et al. 2017 (arXiv 1705.06830), as in docs/reference-model.md §1-§4:
 Inception-v3 style predictor (from the slim ImageNet checkpoint) with a 100-d
 bottleneck, alpha-1 transfer network, VGG-16 losses with average pooling,
 Adam, batch 8 of 256 px images. The paper reports losses on unobserved

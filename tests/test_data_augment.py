@@ -1,4 +1,4 @@
-"""The reference style augmentation (reference-model.md §4): bounds and frequencies."""
+"""The reference style augmentation (docs/reference-model.md §4): bounds and frequencies."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""Networks match reference-model.md §1-§3: sizes, shapes, names, behaviour."""
+"""Networks match docs/reference-model.md §1-§3: sizes, shapes, names, behaviour."""
 
 import jax
 import jax.numpy as jnp
@@ -17,7 +17,7 @@ def paper_model():
 
 
 def test_paper_parameter_counts(paper_model):
-    """reference-model.md §1-§2 counts at alpha 1."""
+    """docs/reference-model.md §1-§2 counts at alpha 1."""
     assert paper_model.transformer.style_param_size == 2758
     assert len(paper_model.transformer.conditional_layers) == 13
     assert models.count_params(paper_model.transformer) == 1_674_656

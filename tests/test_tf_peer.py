@@ -55,14 +55,21 @@ def random_norm_params(network: StyleTransferNetwork, seed: int = 1) -> dict:
     }
 
 
-@pytest.mark.parametrize(
-    "alpha, size, conditional_contract",
-    [(0.25, 64, False), (1.0, 32, False), (0.25, 32, True)],
-)
-def test_tf_peer_equals_ours(tf_peer, alpha, size, conditional_contract):
-    network = random_network(alpha, conditional_contract)
+# Whether our network is wired as Magenta's is tested against Magenta's own
+# graph (test_reference_oracle.py: the arbitrary model at alpha 1, the N-style
+# model with conditional contract layers). The peer is built from our layer
+# table, so comparing it with our network would repeat that check less
+# independently; what is left to check here is what the benchmark relies on:
+# the peer it times computes the same function as the network it is timed
+# against, for both networks it times (stylize.py's NETWORKS, at its
+# PARITY_SIZE for the lite one). The lite width (alpha 0.25) has no Magenta
+# graph to compare with.
+@pytest.mark.parametrize("alpha, size", [(0.25, 64), (1.0, 32)])
+def test_tf_peer_computes_the_benchmarked_network(tf_peer, alpha, size):
+    network = random_network(alpha, conditional_contract=False)
     norm_params = random_norm_params(network)
-    assert tf_peer.tf_parity(network, norm_params, size) < 1e-4
+    # ~2e-6 in float32 with unit-gain weights; a wrong layer gives ~1e-1.
+    assert tf_peer.tf_parity(network, norm_params, size) < 2e-5
 
 
 def test_tf_peer_rejects_a_batch_of_styles(tf_peer):

@@ -1,7 +1,7 @@
 """Magenta-named TF1 checkpoint -> ArbitraryStyleModel, checked with independent numpy.
 
 The checkpoint is written here with TensorFlow (graph mode, tf.compat.v1.Saver),
-reference variable names (reference-model.md §7) and random values, plus the
+reference variable names (docs/reference-model.md §7) and random values, plus the
 extras a real training checkpoint holds (VGG, Adam slots, global_step). Every
 check below recomputes a layer in numpy from the values written, so a
 transposed kernel or a swapped beta/gamma/moving statistic fails.

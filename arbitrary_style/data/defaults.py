@@ -16,7 +16,7 @@ Sources (``style_sources``, ``content_sources``; names from
 same order; ``()`` mixes in proportion to the sources' sizes, which is what
 training on their union (the paper's PBN + DTD) does.
 
-Switches for the small-dataset recipe (reference-model.md §4: no
+Switches for the small-dataset recipe (docs/reference-model.md §4: no
 augmentation, centre crop, no random style size): ``style_augment``,
 ``style_random_crop`` and ``style_random_size``. A random style size is one of
 ``style_size_buckets`` sizes in ``style_size_range``, not any integer as in
@@ -38,7 +38,7 @@ def data_config() -> ml_collections.ConfigDict:
             content_sources=("imagenet2012",),
             content_weights=(),
             image_size=256,
-            # Style preprocessing (reference-model.md §4). False/False/False is
+            # Style preprocessing (docs/reference-model.md §4). False/False/False is
             # the small-dataset recipe.
             style_augment=True,  # brightness/saturation/hue jitter + flips
             style_random_crop=True,  # random shorter side in [S+2, S+200) + random crop

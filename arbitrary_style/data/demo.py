@@ -17,7 +17,7 @@ Styles: procedurally generated, deterministic images from six visually
 distinct families (brush strokes, stripes, cells, fractal noise, dots,
 marbling). ``'train'`` and ``'heldout'`` draw from disjoint random seeds, so
 held-out styles are never training styles but come from the same families:
-the evaluation's "unobserved styles" (reference-model.md §5).
+the evaluation's "unobserved styles" (docs/reference-model.md §5).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ Splits: Kaggle's ``train`` (79,433 paintings) and ``test`` (23,817). Features:
 image, artist, style, genre, title, date, file_name (metadata from
 ``all_data_info.csv``; '' where the CSV has no row).
 
-Held-out ("unobserved") styles for evaluation (reference-model.md §5): the
+Held-out ("unobserved") styles for evaluation (docs/reference-model.md §5): the
 ``test`` split, which no training run reads. ``style_set(config,
 'unobserved')`` takes its first ``config.data.eval_num_styles`` examples in
 stored order; TFDS writes each split ordered by a fixed hash of the example

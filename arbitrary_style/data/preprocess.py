@@ -1,4 +1,4 @@
-"""The reference preprocessing (reference-model.md §4) as stateless tf.data ops.
+"""The reference preprocessing (docs/reference-model.md §4) as stateless tf.data ops.
 
 Everything random takes an explicit ``seed`` (int32/int64 [2]) and uses
 ``tf.random.stateless_*``, so an example's augmentation depends only on
@@ -6,7 +6,7 @@ Everything random takes an explicit ``seed`` (int32/int64 [2]) and uses
 step): a resumed run draws exactly what an uninterrupted one would.
 
 Reference behaviour (Magenta ``image_utils.py`` as described in
-reference-model.md §4):
+docs/reference-model.md §4):
   content: shorter side bilinearly resized to size + 2, centre crop, / 255.
   style:   on the uint8 image: random brightness (+-0.8), saturation
            [0.5, 1.5], hue (+-0.2), left-right and up-down flips (TF's adjust_*
@@ -29,7 +29,7 @@ from typing import NamedTuple
 
 from arbitrary_style.data._tf import tf as _tf
 
-# reference-model.md §4.
+# docs/reference-model.md §4.
 BRIGHTNESS_MAX_DELTA = 0.8
 SATURATION_RANGE = (0.5, 1.5)
 HUE_MAX_DELTA = 0.2

@@ -27,7 +27,7 @@ from arbitrary_style.registry import lookup
 
 ROLES = ("style", "content")
 # 'train': the images a model trains on (observed styles); 'heldout': the
-# unobserved styles for evaluation (reference-model.md §5).
+# unobserved styles for evaluation (docs/reference-model.md §5).
 WHICH = ("train", "heldout")
 
 

@@ -1,6 +1,6 @@
 """Inception-v3 trunk up to Mixed_6e, as TF-Slim's ``inception_v3_base`` defines it.
 
-Used as the style predictor's trunk (reference-model.md §2). Every convolution
+Used as the style predictor's trunk (docs/reference-model.md §2). Every convolution
 is bias-free, followed by batch norm without scale (eps 1e-3, decay 0.9997)
 and ReLU6 (Magenta's `_inception_v3_arg_scope`). Module paths equal the
 checkpoint's scopes under ``InceptionV3/``, quirks included.
@@ -26,7 +26,7 @@ Array = jax.Array
 INCEPTION_BATCH_NORM = BatchNormSpec(epsilon=1e-3, decay=0.9997, scale=False)
 # Magenta's Inception arg scope initialises weights with
 # truncated_normal(stddev=0.1); training normally starts from the ImageNet
-# checkpoint instead (reference-model.md §4).
+# checkpoint instead (docs/reference-model.md §4).
 inception_init = nnx.initializers.truncated_normal(stddev=0.1)
 
 

@@ -599,7 +599,7 @@ def conditional_instance_norm(
     epsilon: float = 1e-5,
     moments: tuple[Array, Array] | None = None,
 ) -> Array:
-    """``gamma * (x - mean_HW) / sqrt(var_HW + eps) + beta`` (reference-model.md §1).
+    """``gamma * (x - mean_HW) / sqrt(var_HW + eps) + beta`` (docs/reference-model.md §1).
 
     Args:
       x: [B, H, W, C] activations.

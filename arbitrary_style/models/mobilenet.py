@@ -1,6 +1,6 @@
 """MobileNetV2 (width 1.0) up to its final 1x1 convolution ``Conv_1`` (1280 channels).
 
-The trunk of the distilled lite style predictor (reference-model.md §2). Layout
+The trunk of the distilled lite style predictor (docs/reference-model.md §2). Layout
 and names follow TF-Slim's ``mobilenet_v2`` (V2_DEF): ``Conv``,
 ``expanded_conv`` .. ``expanded_conv_16``, ``Conv_1``; each inverted residual
 has ``expand`` (absent in the first), ``depthwise`` and ``project`` convolutions

@@ -1,4 +1,4 @@
-"""The style prediction network P(style) -> S (reference-model.md §2).
+"""The style prediction network P(style) -> S (docs/reference-model.md §2).
 
 A trunk (Inception-v3 to Mixed_6e, or the lite MobileNetV2), its spatial mean,
 a linear 1x1 convolution to the 100-d bottleneck, and for every conditional

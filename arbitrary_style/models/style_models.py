@@ -23,7 +23,7 @@ Array = jax.Array
 
 
 class ArbitraryStyleModel(nnx.Module):
-    """Style predictor + transfer network (reference-model.md §1-§2)."""
+    """Style predictor + transfer network (docs/reference-model.md §1-§2)."""
 
     def __init__(
         self,

@@ -1,4 +1,4 @@
-"""The style transfer ("transformer") network, reference-model.md §1.
+"""The style transfer ("transformer") network, docs/reference-model.md §1.
 
 Encoder/decoder of 16 convolutions: 3 contracting, 5 residual blocks of 2, and 3
 expanding (two after a nearest-neighbour x2 upsampling). All convolutions are
@@ -63,7 +63,7 @@ def scale_width(channels: int, alpha: float) -> int:
 
 
 def transformer_layers(alpha: float = 1.0) -> tuple[TransformerLayer, ...]:
-    """The 16 convolutions in order (reference-model.md §1 table)."""
+    """The 16 convolutions in order (docs/reference-model.md §1 table)."""
     c32, c64, c128 = (scale_width(c, alpha) for c in (32, 64, 128))
     layers = [
         TransformerLayer("contract/conv1", 9, 1, c32),
@@ -214,7 +214,7 @@ class StyleTransferNetwork(nnx.Module):
             if layer.after == "add_input":
                 x = residual_input + y
             elif layer.after == "sigmoid":
-                x = jax.nn.sigmoid(y)  # after the norm (reference-model.md §1)
+                x = jax.nn.sigmoid(y)  # after the norm (docs/reference-model.md §1)
             else:
                 if layer.after == "relu_keep_input":
                     residual_input = x

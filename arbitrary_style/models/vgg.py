@@ -1,4 +1,4 @@
-"""VGG-16 and VGG-19 loss networks returning named end points (reference-model.md §3).
+"""VGG-16 and VGG-19 loss networks returning named end points (docs/reference-model.md §3).
 
 TF-Slim layout (``conv1/conv1_1`` ... ``conv5/conv5_3``; 3x3 SAME convolutions
 with biases and ReLU; 2x2 stride-2 pools between blocks). End point ``convK``

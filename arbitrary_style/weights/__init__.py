@@ -1,4 +1,4 @@
-"""Published weights mapped onto our modules (reference-model.md §7).
+"""Published weights mapped onto our modules (docs/reference-model.md §7).
 
 Readers (each a table of names, see ``core``):
 

@@ -5,7 +5,7 @@ predictor, 256x256x3 NHWC in [0, 1] -> 1x1x1x100) and
 ``arbitrary_transform.onnx`` (alpha-0.25 transfer network with the 13
 beta/gamma heads; 384x384x3 NHWC in [0, 1] plus the 100-d embedding -> image)
 are tf2onnx conversions of the published TF Lite int8 models
-(reference-model.md §7). What the graphs show, and how we read them:
+(docs/reference-model.md §7). What the graphs show, and how we read them:
 
 * Weights are int8 (per output channel), biases int32, each dequantized by a
   ``DequantizeLinear`` node with a scale and zero point (axis 0). Kernels are

@@ -1,6 +1,6 @@
 """TensorFlow checkpoints: Magenta's arbitrary model and the TF-Slim ImageNet nets.
 
-Names are the reference variable scopes (reference-model.md §7), kernels are
+Names are the reference variable scopes (docs/reference-model.md §7), kernels are
 HWIO in both, so the converters are tables only. TensorFlow is imported inside
 the functions: ``import arbitrary_style`` stays fast and TF never sees a GPU.
 """

@@ -4,7 +4,7 @@ r"""Input-pipeline throughput: images/s per CPU core, style and content, at 256 
 
 Times ``arbitrary_style.data.train_batches(..., parts=('style',))`` and
 ``parts=('content',)`` separately, after a warm-up, with the paper's
-preprocessing (reference-model.md §4: style augmentation, random resize and
+preprocessing (docs/reference-model.md §4: style augmentation, random resize and
 crop, per-batch random size; content resize and centre crop).
 
 --source=folder (default): the demo images written as JPEG files to a
