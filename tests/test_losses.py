@@ -64,10 +64,21 @@ def test_breakdown_weights_and_total():
         terms["weighted/content"] + terms["weighted/style"] + terms["weighted/total_variation"]
     )
     assert terms["total"] == pytest.approx(expected_total, rel=1e-6)
-    # The batched stylized+content pass gives the same features as separate passes.
-    content_feats = vgg(content, ("conv3",))["conv3"]
-    stylized_feats = vgg(stylized, ("conv3",))["conv3"]
-    assert terms["content/conv3"] == pytest.approx(
-        float(losses.content_loss(content_feats, stylized_feats)), rel=1e-5
+    # Every unweighted term from the loss network's features, in NumPy: the
+    # right images reach the right terms (content vs stylized at conv3, the
+    # style image's Gram matrices against the stylized image's, TV of the
+    # stylized image) at the right layers.
+    feats = {name: {k: np.asarray(v, np.float64) for k, v in vgg(x, weights.end_points).items()}
+             for name, x in (("content", content), ("style", style), ("stylized", stylized))}
+    np.testing.assert_allclose(
+        terms["content/conv3"],
+        np.mean((feats["content"]["conv3"] - feats["stylized"]["conv3"]) ** 2), rtol=1e-4,
     )
+    for layer in ("conv1", "conv2", "conv3", "conv4"):
+        expected = np.mean((np_gram(feats["style"][layer]) - np_gram(feats["stylized"][layer])) ** 2)
+        np.testing.assert_allclose(terms[f"style/{layer}"], expected, rtol=1e-4, err_msg=layer)
+    x = np.asarray(stylized, np.float64)
+    tv = (np.sum((x[:, 1:] - x[:, :-1]) ** 2) / 2 / (15 * 16 * 3)
+          + np.sum((x[:, :, 1:] - x[:, :, :-1]) ** 2) / 2 / (16 * 15 * 3)) / 2
+    np.testing.assert_allclose(terms["total_variation"], tv, rtol=1e-5)
     assert "content/conv3" in losses.format_breakdown(terms)
