@@ -1,4 +1,4 @@
-"""Losses equal independent numpy formulas (reference-model.md §3)."""
+"""Losses equal independent numpy formulas (docs/reference-model.md §3)."""
 
 import jax.numpy as jnp
 import numpy as np
