@@ -84,7 +84,13 @@ def main(argv):
 
 
 def plot_curves(workdir: Path, results: dict, path: Path) -> None:
-    records = [json.loads(x) for x in (workdir / trainer.METRICS_FILE).read_text().splitlines()]
+    # A resumed run logs again the steps after its checkpoint: the last record
+    # of a step is the one of the run that went on.
+    by_step = {}
+    for line in (workdir / trainer.METRICS_FILE).read_text().splitlines():
+        record = json.loads(line)
+        by_step[record["step"]] = record
+    records = [by_step[k] for k in sorted(by_step)]
     step = [r["step"] for r in records]
     fig, (losses_ax, scores_ax) = plt.subplots(1, 2, figsize=(11, 4))
     for key in ("total", "weighted/content", "weighted/style/conv1", "weighted/style/conv2",
