@@ -572,7 +572,7 @@ def make_preview(run: Run) -> Callable:
 
 
 def maybe_evaluate(config, eval_fn, run: Run, state: State, step: int, writer) -> None:
-    """Periodic evaluation hook (issue 6): a no-op unless ``train.eval_every`` > 0.
+    """Periodic evaluation hook: a no-op unless ``train.eval_every`` > 0.
 
     ``eval_fn(model, step) -> {name: scalar}`` receives the model in its
     current state; its values go to TensorBoard under ``eval/``.
