@@ -63,15 +63,6 @@ class HeldOut:
         styles = np.repeat(self.styles, len(self.contents), axis=0)
         return photos, styles
 
-    def score(self, loss_network, stylized: np.ndarray) -> dict[str, float]:
-        """Mean content and style scores (``arbitrary_style.scores``) of ``observe.stylize_pairs`` output."""
-        photos, styles = self.pairs()
-        flat = stylized.reshape(photos.shape)
-        return scores.summarize(
-            scores.content_scores(photos, flat),
-            scores.style_scores(loss_network, photos, styles, flat),
-        )
-
 
 def start_description(config) -> str:
     """What the run started from, in words."""
@@ -87,9 +78,14 @@ def write_heldout_results(workdir: str | Path) -> dict[str, dict[str, float]]:
     config, trained = checkpoints.restore_model(workdir)
     held_out = HeldOut.at(config.data.image_size)
     start, loss_network = trainer.build_networks(config)
-    results = {}
-    photos, _ = held_out.pairs()
-    results["identity (the photo itself)"] = held_out.score(loss_network, photos)
+    photos, styles = held_out.pairs()
+    style_scorer = scores.StyleScorer(loss_network, photos, styles)
+
+    def score(stylized):
+        flat = stylized.reshape(photos.shape)
+        return scores.summarize(scores.content_scores(photos, flat), style_scorer(flat))
+
+    results = {"identity (the photo itself)": score(photos)}
     for name, model, file in (
         (start_description(config), start, START_GRID_FILE),
         ("trained", trained, GRID_FILE),
@@ -98,7 +94,7 @@ def write_heldout_results(workdir: str | Path) -> dict[str, dict[str, float]]:
         Image.fromarray(observe.pairs_grid(held_out.contents, held_out.styles, stylized)).save(
             Path(workdir) / file
         )
-        results[name] = held_out.score(loss_network, stylized)
+        results[name] = score(stylized)
     return results
 
 

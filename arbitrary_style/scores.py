@@ -21,11 +21,12 @@ Both are computed per (photo, style) pair; ``summarize`` gives their means.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import nnx
 
 from arbitrary_style.losses import gram_matrix
 
@@ -65,20 +66,33 @@ def gram_distance(grams: Mapping[str, np.ndarray], style_grams: Mapping[str, np.
     return np.mean(per_layer, axis=0)
 
 
+class StyleScorer:
+    """``style_scores`` of any number of stylizations of fixed (photo, style)
+    pairs: the loss network's Gram program compiles once, and the photos'
+    and styles' Gram matrices are computed once."""
+
+    def __init__(self, loss_network, photos, styles, layers: Sequence[str] = STYLE_LAYERS):
+        graphdef, state = nnx.split(loss_network)  # the weights are an argument, not constants
+        layers = tuple(layers)
+
+        @jax.jit
+        def grams_of(state, images):
+            features = nnx.merge(graphdef, state)(images, layers)
+            return {k: gram_matrix(features[k]) for k in layers}
+
+        self._grams = lambda images: jax.device_get(grams_of(state, jnp.asarray(images, jnp.float32)))
+        self._style_grams = self._grams(styles)
+        self._photo_distance = gram_distance(self._grams(photos), self._style_grams)
+
+    def __call__(self, stylized) -> np.ndarray:
+        """[B] fraction of each photo's Gram distance to its style that ``stylized`` closed."""
+        distance = gram_distance(self._grams(stylized), self._style_grams)
+        return 1.0 - distance / np.maximum(self._photo_distance, 1e-12)
+
+
 def style_scores(loss_network, photos, styles, stylized, layers=STYLE_LAYERS) -> np.ndarray:
     """[B] fraction of the photo's Gram distance to its style that the stylization closed."""
-
-    @jax.jit
-    def grams_of(images):
-        features = loss_network(images, tuple(layers))
-        return {k: gram_matrix(features[k]) for k in layers}
-
-    def grams(images):
-        return jax.device_get(grams_of(jnp.asarray(images, jnp.float32)))
-
-    target = grams(styles)
-    start = gram_distance(grams(photos), target)
-    return 1.0 - gram_distance(grams(stylized), target) / np.maximum(start, 1e-12)
+    return StyleScorer(loss_network, photos, styles, layers)(stylized)
 
 
 def summarize(content: np.ndarray, style: np.ndarray) -> dict[str, float]:

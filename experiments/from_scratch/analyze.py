@@ -64,18 +64,17 @@ def main(argv):
     mngr = checkpoints.manager(workdir)
     steps = sorted(mngr.all_steps())
     mngr.close()
-    results = {"identity": scores.summarize(
-        scores.content_scores(photos, photos),
-        scores.style_scores(loss_network, photos, pair_styles, photos),
-    )}
+    style_scorer = scores.StyleScorer(loss_network, photos, pair_styles)
+
+    def score(stylized):
+        return scores.summarize(scores.content_scores(photos, stylized), style_scorer(stylized))
+
+    results = {"identity": score(photos)}
     for step in [0, *steps]:
         model = initial if step == 0 else checkpoints.restore_model(workdir, step)[1]
         stylized = observe.stylize_pairs(model, contents, np.array(SHOWN_STYLES, np.int32))
         flat = stylized.reshape(photos.shape)
-        results[str(step)] = scores.summarize(
-            scores.content_scores(photos, flat),
-            scores.style_scores(loss_network, photos, pair_styles, flat),
-        )
+        results[str(step)] = score(flat)
         print(f"step {step}: {results[str(step)]}", flush=True)
         if str(step) in _GRID_STEPS.value:
             Image.fromarray(observe.pairs_grid(contents, styles, stylized)).save(out / f"grid_step{step}.png")
