@@ -10,7 +10,7 @@ writes
 * ``heldout_grid.png`` and ``heldout_grid_start.png``: the grids (rows:
   photos; columns: held-out styles);
 * ``heldout_scores.json``: the content and style scores
-  (``arbitrary_style.scores``) of the identity, the start and the trained
+  (``arbitrary_style.evaluation.scorer``) of the identity, the start and the trained
   model, averaged over the pairs.
 
 It ends with the wall time, the first and last logged loss breakdown and the
@@ -29,7 +29,9 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 from PIL import Image
 
-from arbitrary_style import checkpoints, compilation_cache, losses, scores, trainer
+from arbitrary_style import compilation_cache, losses
+from arbitrary_style.training import checkpoints, trainer
+from arbitrary_style.evaluation import scorer
 from arbitrary_style.data import demo as demo_data
 from arbitrary_style.training import observe
 
@@ -79,11 +81,11 @@ def write_heldout_results(workdir: str | Path) -> dict[str, dict[str, float]]:
     held_out = HeldOut.at(config.data.image_size)
     start, loss_network = trainer.build_networks(config)
     photos, styles = held_out.pairs()
-    style_scorer = scores.StyleScorer(loss_network, photos, styles)
+    style_scorer = scorer.StyleScorer(loss_network, photos, styles)
 
     def score(stylized):
         flat = stylized.reshape(photos.shape)
-        return scores.summarize(scores.content_scores(photos, flat), style_scorer(flat))
+        return scorer.summarize(scorer.content_scores(photos, flat), style_scorer(flat))
 
     results = {"identity (the photo itself)": score(photos)}
     for name, model, file in (
@@ -150,7 +152,7 @@ def main(argv):
     say(
         "held-out pairs (every demo photo with every unseen style); content score: edge "
         "correlation with the photo; style score: share of the Gram distance to the style "
-        "closed (arbitrary_style/scores.py):\n" + format_scores(results)
+        "closed (arbitrary_style/evaluation/scorer.py):\n" + format_scores(results)
     )
     (workdir / SCORES_FILE).write_text(json.dumps(results, indent=2) + "\n")
     say(f"held-out grid (rows: content photos; columns: unseen styles): {workdir / GRID_FILE}")

@@ -6,7 +6,7 @@ r"""Evaluates a style model on observed vs unobserved styles (docs/reference-mod
         --magenta_checkpoint=arbitrary_style_transfer/model.ckpt --output=DIR
 
 Writes ``<DIR>/eval/<step>/`` (observed.csv, unobserved.csv, summary.json,
-losses.png, samples.png; see ``arbitrary_style.evaluation``) and TensorBoard
+losses.png, samples.png; see ``arbitrary_style.evaluation.evaluator``) and TensorBoard
 scalars under ``eval/`` in ``<DIR>/tensorboard``. DIR is the workdir, or
 ``--output`` (default ``workdirs/eval-<name>`` for published weights, whose
 step is 0).
@@ -44,10 +44,10 @@ def main(argv):
     compilation_cache.enable()  # before anything compiles
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    from arbitrary_style import evaluation
+    from arbitrary_style.evaluation import evaluator
 
     try:
-        evaluation.run(
+        evaluator.run(
             workdir=_WORKDIR.value,
             step=_STEP.value,
             pretrained=_PRETRAINED.value,
@@ -55,7 +55,7 @@ def main(argv):
             config=_CONFIG.value,
             output=_OUTPUT.value,
         )
-    except (FileNotFoundError, evaluation.EvaluationInputError) as e:
+    except (FileNotFoundError, evaluator.EvaluationInputError) as e:
         # Bad input, not a bug: the message names what is missing; no traceback.
         raise app.UsageError(str(e)) from e
 

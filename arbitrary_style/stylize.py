@@ -18,7 +18,7 @@ network input, result resized back); the output always has the input's size.
 Images over ``--max_pixels`` are stylized in tiles (``--tile``, ``--overlap``)
 with the instance-norm statistics of the whole image, so tiles do not change
 the look. ``--preserve_color`` keeps the content's colours (luminance-only
-transfer, see arbitrary_style/color.py).
+transfer, see arbitrary_style/inference/color.py).
 
 Outputs are ``OUT/<content>_<style>_<strength>.png``, or ``OUT`` itself when
 it names an image file and there is one output. ``--json`` prints one JSON
@@ -159,7 +159,7 @@ def output_target(output: str, num_outputs: int) -> tuple[pathlib.Path, bool]:
 
 
 def load_stylizer(args):
-    from arbitrary_style.stylizer import Stylizer
+    from arbitrary_style.inference.stylizer import Stylizer
 
     if args.workdir:
         return Stylizer.from_workdir(args.workdir, args.step)
@@ -230,7 +230,7 @@ def run(argv: Sequence[str] | None = None) -> int:
 
     from tqdm import tqdm
 
-    from arbitrary_style.stylizer import load_image, save_image
+    from arbitrary_style.inference.stylizer import load_image, save_image
 
     # An arbitrary model's style embeddings, computed once (on first use, so
     # that a bad style image fails where it did) for all contents and strengths.

@@ -19,7 +19,9 @@ from __future__ import annotations
 from absl import app, flags
 from ml_collections import config_flags
 
-from arbitrary_style import compilation_cache, evaluation, trainer
+from arbitrary_style import compilation_cache
+from arbitrary_style.evaluation import evaluator
+from arbitrary_style.training import trainer
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Config file, optionally with ':variant'.", lock_config=True
@@ -34,7 +36,7 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     config, workdir = _CONFIG.value, _WORKDIR.value
     # Periodic observed-vs-unobserved evaluation, every config.train.eval_every steps.
-    eval_fn = evaluation.make_eval_fn(config, workdir) if config.train.eval_every else None
+    eval_fn = evaluator.make_eval_fn(config, workdir) if config.train.eval_every else None
     trainer.train_and_evaluate(config, workdir, eval_fn=eval_fn)
 
 

@@ -30,7 +30,7 @@ What differs from the paper's recipe, and why:
 
 Measured (``make demo`` in a fresh clone, empty compilation cache, 2-core
 AMD EPYC, 2026-12-01): 4:58 wall time (training 4:18). Held-out pairs,
-content / style score (arbitrary_style/scores.py): the start 0.377 / 0.638,
+content / style score (arbitrary_style/evaluation/scorer.py): the start 0.377 / 0.638,
 trained 0.337 / 0.663, the photo itself 1 / 0. Weighted loss, steps 2-40 ->
 201-240: total 8.57e6 -> 5.88e6, style 8.27e6 -> 5.57e6, content 2.96e5 ->
 3.11e5 (the style term is ~95 % of the loss with this loss network, and the

@@ -1,7 +1,7 @@
-"""Evaluation of observed vs unobserved styles (arbitrary_style.evaluation / .eval).
+"""Evaluation of observed vs unobserved styles (arbitrary_style.evaluation.evaluator / .eval).
 
 One smoke run trains 2 steps with a periodic evaluation at step 2 (the
-trainer's hook), then ``evaluation.run`` (what the command line calls)
+trainer's hook), then ``evaluator.run`` (what the command line calls)
 evaluates the same workdir twice and the lite weights once; checks exact
 pair counts, every file, byte-identical CSV/JSON across runs, and the errors
 for bad input (the command line itself in a subprocess, for its flags).
@@ -17,7 +17,7 @@ import sys
 import numpy as np
 import pytest
 
-from arbitrary_style import evaluation
+from arbitrary_style.evaluation import evaluator
 from arbitrary_style.training.observe import NullWriter
 from conftest import ROOT, load_config
 
@@ -57,7 +57,8 @@ def make_workdir(workdir, *, train_steps: int = 2):
     """
     from conftest import fake_num_styles, fake_train_batches
 
-    from arbitrary_style import data, trainer
+    from arbitrary_style import data
+    from arbitrary_style.training import trainer
 
     config = smoke_config(num_steps=train_steps, eval_every=train_steps)
     writer = RecordingWriter()
@@ -66,7 +67,7 @@ def make_workdir(workdir, *, train_steps: int = 2):
         mp.setattr(data, "num_styles", fake_num_styles)
         mp.setattr(trainer.observe, "make_writer", lambda *a, **k: writer)
         trainer.train_and_evaluate(
-            config, workdir, eval_fn=evaluation.make_eval_fn(config, workdir)
+            config, workdir, eval_fn=evaluator.make_eval_fn(config, workdir)
         )
     out = workdir / "eval" / str(train_steps)
     return {name: (out / name).read_bytes() for name in FILES}, writer.scalars_written
@@ -82,7 +83,7 @@ def smoke_workdir(tmp_path_factory):
 
 def run_eval(**kwargs):
     """What ``python -m arbitrary_style.eval`` does, in this process (no flags)."""
-    summary, out_dir = evaluation.run(progress=False, **kwargs)
+    summary, out_dir = evaluator.run(progress=False, **kwargs)
     return out_dir
 
 
@@ -136,16 +137,16 @@ def assert_same_rows(a: bytes, b: bytes):
 
 
 def test_pair_list_is_exact_distinct_and_balanced():
-    pairs = evaluation.pair_indices(48, 8, 6)
+    pairs = evaluator.pair_indices(48, 8, 6)
     assert len({tuple(p) for p in pairs}) == 48  # all 8 x 6 pairs
-    pairs = evaluation.pair_indices(24, 4, 6)  # gcd 2: the shift reaches the other class
+    pairs = evaluator.pair_indices(24, 4, 6)  # gcd 2: the shift reaches the other class
     assert len({tuple(p) for p in pairs}) == 24
-    pairs = evaluation.pair_indices(18, 4, 6)
+    pairs = evaluator.pair_indices(18, 4, 6)
     assert np.bincount(pairs[:, 1]).tolist() == [3] * 6
-    np.testing.assert_array_equal(evaluation.pair_indices(18, 4, 6), pairs)  # fixed
+    np.testing.assert_array_equal(evaluator.pair_indices(18, 4, 6), pairs)  # fixed
     with pytest.raises(ValueError, match="num_pairs=25 exceeds the 24 distinct"):
-        evaluation.pair_indices(25, 4, 6)
-    batches = evaluation.padded_batches(5, 2)
+        evaluator.pair_indices(25, 4, 6)
+    batches = evaluator.padded_batches(5, 2)
     assert [m.tolist() for _, m in batches] == [[True, True], [True, True], [True, False]]
     assert sum(int(m.sum()) for _, m in batches) == 5
 
@@ -206,19 +207,19 @@ def test_command_line_flags_and_usage_errors(tmp_path):
 
 def test_missing_and_empty_workdir(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        evaluation.model_to_evaluate(workdir=str(tmp_path / "nope"))
+        evaluator.model_to_evaluate(workdir=str(tmp_path / "nope"))
     with pytest.raises(FileNotFoundError, match="is empty"):
-        evaluation.model_to_evaluate(workdir=str(tmp_path))
+        evaluator.model_to_evaluate(workdir=str(tmp_path))
     with pytest.raises(ValueError, match="exactly one of"):
-        evaluation.model_to_evaluate(workdir=str(tmp_path), pretrained="magenta-lite")
+        evaluator.model_to_evaluate(workdir=str(tmp_path), pretrained="magenta-lite")
     with pytest.raises(ValueError, match="--config is required"):
-        evaluation.model_to_evaluate(pretrained="magenta-lite")
+        evaluator.model_to_evaluate(pretrained="magenta-lite")
 
 
 def test_step_without_checkpoint(smoke_workdir):
     workdir, _, _ = smoke_workdir
     with pytest.raises(FileNotFoundError, match=r"no checkpoint at step 7 .*steps there: \[2\]"):
-        evaluation.model_to_evaluate(workdir=str(workdir), step=7)
+        evaluator.model_to_evaluate(workdir=str(workdir), step=7)
 
 
 def test_style_set_with_fewer_images_than_asked():
@@ -226,7 +227,7 @@ def test_style_set_with_fewer_images_than_asked():
     config = smoke_config(num_styles=7)
     with pytest.raises(ValueError, match=r"unobserved style set .* has 6 readable images; "
                                          r"config.eval.num_styles asks for 7"):
-        evaluation.EvalData(config, ("observed", "unobserved"))
+        evaluator.EvalData(config, ("observed", "unobserved"))
     config = smoke_config(num_contents=9)  # the demo has 8 photos
     with pytest.raises(ValueError, match="asks for 9 content images .* only 8"):
-        evaluation.EvalData(config, ("observed",))
+        evaluator.EvalData(config, ("observed",))

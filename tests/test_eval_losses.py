@@ -1,6 +1,6 @@
 """Evaluation scores each pair with the training loss.
 
-``evaluation.evaluate`` runs the stylized and content images through the loss
+``evaluator.evaluate`` runs the stylized and content images through the loss
 network as one concatenated batch, several pairs per batch (the last one
 padded), and applies ``losses.loss_breakdown`` pair by pair; training calls
 ``losses.style_transfer_losses`` (three loss-network calls). Both must give
@@ -20,7 +20,8 @@ import pytest
 from conftest import load_config
 from flax import nnx
 
-from arbitrary_style import evaluation, losses, models
+from arbitrary_style import losses, models
+from arbitrary_style.evaluation import evaluator
 
 SETS = ("observed", "unobserved")
 
@@ -29,10 +30,10 @@ SETS = ("observed", "unobserved")
 def scored(tmp_path_factory):
     config = load_config("demo", "smoke")
     model = models.build_model(config.model, rngs=nnx.Rngs(config.seed))
-    vgg = evaluation.build_loss_network(config)  # smoke: a random VGG-19
-    data = evaluation.EvalData(config, SETS)
+    vgg = evaluator.build_loss_network(config)  # smoke: a random VGG-19
+    data = evaluator.EvalData(config, SETS)
     out = tmp_path_factory.mktemp("eval")
-    evaluation.evaluate(config, model, vgg, step=0, out_dir=out, data=data, progress=False)
+    evaluator.evaluate(config, model, vgg, step=0, out_dir=out, data=data, progress=False)
     rows = {which: list(csv.DictReader((out / f"{which}.csv").open())) for which in SETS}
     return config, model, vgg, data, rows
 
@@ -40,7 +41,7 @@ def scored(tmp_path_factory):
 def test_eval_uses_the_eval_weights():
     config = load_config("demo", "smoke")
     weights = losses.LossWeights.from_config(config.eval)
-    assert evaluation.eval_loss_weights(config) == weights
+    assert evaluator.eval_loss_weights(config) == weights
     # Magenta's evaluation script weighs style 1e-3 per layer (training: 0.5e-3).
     assert weights.style == {f"conv{i}": 1e-3 for i in (1, 2, 3, 4)}
 

@@ -6,7 +6,7 @@ import numpy as np
 import optax
 from conftest import load_config
 
-from arbitrary_style import trainer
+from arbitrary_style.training import trainer
 
 STEPS = 5
 

@@ -56,7 +56,8 @@ import pytest
 from conftest import load_config
 from flax import nnx
 
-from arbitrary_style import losses, trainer
+from arbitrary_style import losses
+from arbitrary_style.training import trainer
 from arbitrary_style.models.layers import checkpoint_path
 from arbitrary_style.weights import load_loss_network, load_magenta_checkpoint
 from arbitrary_style.weights.core import NameTable, WeightSource, load_into, module_variables

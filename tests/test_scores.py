@@ -1,4 +1,4 @@
-"""arbitrary_style.scores: the content and style scores that the demo prints.
+"""arbitrary_style.evaluation.scorer: the content and style scores that the demo prints.
 
 The scores decide whether a demo run "worked", so each is checked against
 values computed without the module:
@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from arbitrary_style import scores
+from arbitrary_style.evaluation import scorer
 
 SIZE = 64
 
@@ -61,9 +61,9 @@ def test_sobel_magnitude_of_a_vertical_step_edge():
     y = np.zeros((5, 5))
     y[:, 2:] = 1.0
     expected = np.array([[4.0, 4.0, 0.0]] * 3)
-    np.testing.assert_allclose(scores.sobel_magnitude(grey(y))[0], expected, atol=1e-5)
+    np.testing.assert_allclose(scorer.sobel_magnitude(grey(y))[0], expected, atol=1e-5)
     # A horizontal edge gives the same numbers transposed.
-    np.testing.assert_allclose(scores.sobel_magnitude(grey(y.T))[0], expected.T, atol=1e-5)
+    np.testing.assert_allclose(scorer.sobel_magnitude(grey(y.T))[0], expected.T, atol=1e-5)
 
 
 def test_sobel_magnitude_of_a_single_bright_pixel():
@@ -74,7 +74,7 @@ def test_sobel_magnitude_of_a_single_bright_pixel():
     y[2, 2] = 1.0
     r2 = np.sqrt(2.0)
     expected = np.array([[r2, 2, r2], [2, 0, 2], [r2, 2, r2]])
-    np.testing.assert_allclose(scores.sobel_magnitude(grey(y))[0], expected, atol=1e-5)
+    np.testing.assert_allclose(scorer.sobel_magnitude(grey(y))[0], expected, atol=1e-5)
 
 
 def test_sobel_magnitude_uses_bt601_luma():
@@ -83,7 +83,7 @@ def test_sobel_magnitude_uses_bt601_luma():
         image = np.zeros((1, 4, 4, 3), np.float32)
         image[:, :, 2:, channel] = 1.0
         expected = np.array([[4 * luma, 4 * luma]] * 2)
-        np.testing.assert_allclose(scores.sobel_magnitude(image)[0], expected, atol=1e-5)
+        np.testing.assert_allclose(scorer.sobel_magnitude(image)[0], expected, atol=1e-5)
 
 
 # -- content_scores --------------------------------------------------------
@@ -91,17 +91,17 @@ def test_sobel_magnitude_uses_bt601_luma():
 
 def test_content_score_of_a_photo_with_itself_is_one():
     photos = demo_photos()
-    np.testing.assert_allclose(scores.content_scores(photos, photos), 1.0, atol=1e-5)
+    np.testing.assert_allclose(scorer.content_scores(photos, photos), 1.0, atol=1e-5)
 
 
 def test_content_score_is_the_pearson_correlation_of_edge_magnitudes():
     photos = demo_photos()
     rng = np.random.default_rng(0)
     other = np.clip(photos * 0.5 + rng.random(photos.shape, dtype=np.float32) * 0.5, 0, 1)
-    got = scores.content_scores(photos, other)
+    got = scorer.content_scores(photos, other)
     # The Sobel magnitudes themselves checked above; here only the correlation.
-    a = scores.sobel_magnitude(photos)
-    b = scores.sobel_magnitude(other)
+    a = scorer.sobel_magnitude(photos)
+    b = scorer.sobel_magnitude(other)
     expected = [np.corrcoef(a[i].ravel(), b[i].ravel())[0, 1] for i in range(len(photos))]
     np.testing.assert_allclose(got, expected, atol=1e-5)
     assert all(0.05 < x < 0.95 for x in got)  # partly kept: neither 0 nor 1
@@ -110,17 +110,17 @@ def test_content_score_is_the_pearson_correlation_of_edge_magnitudes():
 def test_content_score_of_a_flat_image_is_finite_zero():
     photos = demo_photos()
     flat = np.broadcast_to(photos.mean(axis=(1, 2), keepdims=True), photos.shape)
-    got = scores.content_scores(photos, flat)
+    got = scorer.content_scores(photos, flat)
     # A flat image has no edges: zero variance; the guard gives 0, not NaN.
     assert np.isfinite(got).all()
     np.testing.assert_allclose(got, 0.0, atol=1e-6)
     # Both flat: still finite.
-    assert np.isfinite(scores.content_scores(flat, flat)).all()
+    assert np.isfinite(scorer.content_scores(flat, flat)).all()
 
 
 def test_content_score_of_the_mirrored_photo_is_low():
     photos = demo_photos()
-    got = scores.content_scores(photos, photos[:, :, ::-1])
+    got = scorer.content_scores(photos, photos[:, :, ::-1])
     assert (np.abs(got) < 0.4).all(), got
 
 
@@ -143,9 +143,9 @@ def numpy_style_scores(vgg19, photos, styles, stylized) -> np.ndarray:
     import jax.numpy as jnp
 
     def grams(images):
-        features = vgg19(jnp.asarray(images), scores.STYLE_LAYERS)
+        features = vgg19(jnp.asarray(images), scorer.STYLE_LAYERS)
         out = {}
-        for name in scores.STYLE_LAYERS:
+        for name in scorer.STYLE_LAYERS:
             f = np.asarray(features[name], np.float64)
             f = f.reshape(f.shape[0], -1, f.shape[-1])
             out[name] = np.einsum("bnc,bnd->bcd", f, f)  # any normalisation cancels
@@ -167,12 +167,12 @@ def numpy_style_scores(vgg19, photos, styles, stylized) -> np.ndarray:
 def test_style_scores_with_the_published_vgg19(vgg19):
     photos, styles = demo_photos(), demo_styles()
     # The photo itself: nothing of the distance closed.
-    np.testing.assert_allclose(scores.style_scores(vgg19, photos, styles, photos), 0.0, atol=1e-6)
+    np.testing.assert_allclose(scorer.style_scores(vgg19, photos, styles, photos), 0.0, atol=1e-6)
     # The style image itself: all of it closed.
-    np.testing.assert_allclose(scores.style_scores(vgg19, photos, styles, styles), 1.0, atol=1e-5)
+    np.testing.assert_allclose(scorer.style_scores(vgg19, photos, styles, styles), 1.0, atol=1e-5)
     # Halfway in pixels: some of it, as the NumPy formula says.
     mixed = 0.5 * photos + 0.5 * styles
-    got = scores.style_scores(vgg19, photos, styles, mixed)
+    got = scorer.style_scores(vgg19, photos, styles, mixed)
     np.testing.assert_allclose(got, numpy_style_scores(vgg19, photos, styles, mixed), atol=1e-4)
     assert ((got > 0.05) & (got < 0.95)).all(), got
 
@@ -183,11 +183,11 @@ def test_style_score_is_negative_farther_from_the_style(vgg19):
     # the photo's or the style's.
     rng = np.random.default_rng(0)
     noise = (rng.random(photos.shape) > 0.5).astype(np.float32)
-    got = scores.style_scores(vgg19, photos, styles, noise)
+    got = scorer.style_scores(vgg19, photos, styles, noise)
     np.testing.assert_allclose(got, numpy_style_scores(vgg19, photos, styles, noise), atol=1e-4)
     assert (got < 0).all(), got
 
 
 def test_summarize_gives_the_means():
-    out = scores.summarize(np.array([1.0, 0.5]), np.array([0.25, -0.25]))
+    out = scorer.summarize(np.array([1.0, 0.5]), np.array([0.25, -0.25]))
     assert out == {"content_score": 0.75, "style_score": 0.0}

@@ -11,8 +11,10 @@ import pytest
 from flax import nnx
 from PIL import Image
 
-from arbitrary_style import checkpoints, color, models, stylize
-from arbitrary_style.stylizer import Stylizer
+from arbitrary_style import models, stylize
+from arbitrary_style.training import checkpoints
+from arbitrary_style.inference import color
+from arbitrary_style.inference.stylizer import Stylizer
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 

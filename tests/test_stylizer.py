@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 import arbitrary_style
-from arbitrary_style.stylizer import (
+from arbitrary_style.inference.stylizer import (
     Stylizer,
     _resize,
     pad_to_multiple,

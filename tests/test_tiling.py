@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from arbitrary_style import color, tiling
+from arbitrary_style.inference import color, tiling
 
 
 @pytest.mark.parametrize("length, tile, overlap", [(1024, 512, 128), (768, 512, 64), (260, 128, 32), (100, 128, 16)])

@@ -15,7 +15,7 @@ import pytest
 from conftest import fake_global_batch, fake_train_batches, leaves, load_config
 from flax import nnx
 
-from arbitrary_style import checkpoints, trainer
+from arbitrary_style.training import checkpoints, trainer
 
 
 def assert_leaves_equal(a, b) -> None:
@@ -62,7 +62,7 @@ def test_smoke_variant_trains_and_compiles_once(name, tmp_path, fake_data, monke
     if name in ("demo", "pbn_dtd"):
         # What the Stylizer makes of a workdir we trained (demo: the lite
         # model's shape; pbn_dtd: an Inception-v3 predictor).
-        from arbitrary_style.stylizer import Stylizer
+        from arbitrary_style.inference.stylizer import Stylizer
 
         stylizer = Stylizer.from_workdir(tmp_path)
         rng = np.random.default_rng(0)

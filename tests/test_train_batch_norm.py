@@ -38,7 +38,7 @@ import pytest
 from conftest import fake_global_batch, leaves, load_config
 from flax import nnx
 
-from arbitrary_style import checkpoints, trainer
+from arbitrary_style.training import checkpoints, trainer
 from arbitrary_style.models import layers
 
 # The moving variance's formula in models/layers.py (see the module docstring).
@@ -224,7 +224,7 @@ def test_without_recalibration_the_moving_averages_stay_near_init(recalibrated, 
 
 
 def test_stylizer_of_the_recalibrated_workdir_is_not_flat(recalibrated):
-    from arbitrary_style.stylizer import Stylizer
+    from arbitrary_style.inference.stylizer import Stylizer
 
     _, workdir = recalibrated
     rng = np.random.default_rng(0)

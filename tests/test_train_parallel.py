@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 from conftest import ROOT, leaves, load_config, run_python, subprocess_env
 
-from arbitrary_style import trainer
+from arbitrary_style.training import trainer
 
 FOUR_DEVICES = r"""
 import json, sys
 import conftest
 conftest.install_fake_data()
 import jax, numpy as np
-from arbitrary_style import trainer
+from arbitrary_style.training import trainer
 from arbitrary_style.training import parallel
 
 assert jax.device_count() == 4, jax.devices()
@@ -91,7 +91,7 @@ def test_four_devices_equal_one_device(config_name, rtol):
 def test_batch_not_dividing_devices_is_a_clear_error():
     code = r"""
 import conftest
-from arbitrary_style import trainer
+from arbitrary_style.training import trainer
 config = conftest.load_config("nstyle", num_steps=1)
 config.train.batch_size = 3
 try:
@@ -107,7 +107,7 @@ WORKER = r"""
 import json, sys
 import conftest
 conftest.install_fake_data()
-from arbitrary_style import trainer
+from arbitrary_style.training import trainer
 config = conftest.load_config("nstyle", num_steps=2, checkpoint_every=1, log_every=1)
 state, metrics = trainer.train_and_evaluate(config, sys.argv[1])
 import hashlib, jax, numpy as np

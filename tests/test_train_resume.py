@@ -13,7 +13,7 @@ import jax
 import numpy as np
 from conftest import ROOT, leaves, load_config, subprocess_env
 
-from arbitrary_style import checkpoints, trainer
+from arbitrary_style.training import checkpoints, trainer
 
 NUM_STEPS = 8
 
@@ -21,7 +21,7 @@ TRAIN = r"""
 import sys
 import conftest
 conftest.install_fake_data()
-from arbitrary_style import trainer
+from arbitrary_style.training import trainer
 config = conftest.load_config("nstyle", num_steps=int(sys.argv[2]), checkpoint_every=1, log_every=1)
 trainer.train_and_evaluate(config, sys.argv[1])
 """

@@ -1,1 +1,1 @@
-"""Helpers of the training loop (``arbitrary_style.trainer``): devices and hosts, logging."""
+"""Training: the train step, the loop, checkpoints, devices and hosts, what the run writes."""

@@ -77,7 +77,7 @@ MEMORY_SIZES = (1024, 4096)
 PARITY_SIZE = 64
 # The code this benchmark runs (git_state reports local changes to it).
 MEASURED_CODE = (
-    "arbitrary_style/models", "arbitrary_style/stylizer.py", "arbitrary_style/tiling.py",
+    "arbitrary_style/models", "arbitrary_style/inference/stylizer.py", "arbitrary_style/inference/tiling.py",
     "arbitrary_style/stylize.py", "arbitrary_style/weights",
 )
 LITE_INPUT = "content_image"
@@ -358,7 +358,7 @@ import sys
 sys.path.insert(0, {str(HERE)!r})
 from flax import nnx
 from arbitrary_style.models import ArbitraryStyleModel
-from arbitrary_style.stylizer import Stylizer, save_image
+from arbitrary_style.inference.stylizer import Stylizer, save_image
 from stylize import random_module
 model = random_module(lambda: ArbitraryStyleModel(alpha=1.0, trunk="inception_v3", rngs=nnx.Rngs(0)))
 save_image(Stylizer(model, name="alpha-1 random").stylize(sys.argv[1], sys.argv[2]), sys.argv[3])

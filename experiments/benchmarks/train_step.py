@@ -30,7 +30,7 @@ import time
 import jax
 import numpy as np
 
-from arbitrary_style import trainer
+from arbitrary_style.training import trainer
 from arbitrary_style.training import parallel
 
 HERE = pathlib.Path(__file__).resolve().parent

@@ -7,7 +7,7 @@ For a run of ``configs/nstyle_from_scratch.py`` (an N-style model from random
 init on the demo data), writes to ``--out``:
 
 * ``scores.json``: per checkpoint (and the random init, step 0) the mean
-  content and style scores (``arbitrary_style.scores``) over every demo photo
+  content and style scores (``arbitrary_style.evaluation.scorer``) over every demo photo
   with one training style of each of the six demo families, next to the
   identity's;
 * ``grid_step<N>.png``: those pairs stylized at step N (rows: photos; first
@@ -28,7 +28,8 @@ import numpy as np
 from absl import app, flags
 from PIL import Image
 
-from arbitrary_style import checkpoints, scores, trainer
+from arbitrary_style.training import checkpoints, trainer
+from arbitrary_style.evaluation import scorer
 from arbitrary_style.data import demo as demo_data
 from arbitrary_style.training import observe
 
@@ -64,10 +65,10 @@ def main(argv):
     mngr = checkpoints.manager(workdir)
     steps = sorted(mngr.all_steps())
     mngr.close()
-    style_scorer = scores.StyleScorer(loss_network, photos, pair_styles)
+    style_scorer = scorer.StyleScorer(loss_network, photos, pair_styles)
 
     def score(stylized):
-        return scores.summarize(scores.content_scores(photos, stylized), style_scorer(stylized))
+        return scorer.summarize(scorer.content_scores(photos, stylized), style_scorer(stylized))
 
     results = {"identity": score(photos)}
     for step in [0, *steps]:

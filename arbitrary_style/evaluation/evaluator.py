@@ -613,7 +613,7 @@ def model_to_evaluate(
             + (f" (got {', '.join(chosen)})" if chosen else "")
         )
     if workdir:
-        from arbitrary_style import checkpoints
+        from arbitrary_style.training import checkpoints
 
         path = Path(workdir)
         if not path.is_dir():
@@ -709,7 +709,7 @@ def run(
 
 
 def _latest_step(workdir: Path) -> int:
-    from arbitrary_style import checkpoints
+    from arbitrary_style.training import checkpoints
 
     mngr = checkpoints.manager(workdir)
     try:

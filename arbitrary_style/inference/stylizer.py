@@ -25,8 +25,8 @@ way the output has the content's height and width.
 
 Large images (over ``max_pixels``, or whenever ``tile`` is given) are
 stylized in overlapping tiles with the instance-norm statistics of the whole
-image (arbitrary_style/tiling.py), so a 4096x4096 photo fits in about 2 GB.
-``preserve_color=True`` keeps the content's colours (arbitrary_style/color.py).
+image (arbitrary_style/inference/tiling.py), so a 4096x4096 photo fits in about 2 GB.
+``preserve_color=True`` keeps the content's colours (arbitrary_style/inference/color.py).
 
 N-style models (``Stylizer.from_workdir`` of an N-style run) take a style
 index, a list of (index, weight) pairs, or a weight vector over the styles.
@@ -42,8 +42,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from arbitrary_style import color, tiling
-from arbitrary_style.tiling import pad_to_multiple  # noqa: F401  (part of this module's API)
+from arbitrary_style.inference import color, tiling
+from arbitrary_style.inference.tiling import pad_to_multiple  # noqa: F401  (part of this module's API)
 
 PRETRAINED = ("magenta", "magenta-lite")
 # Above this many pixels an image is stylized in tiles by default: at alpha 1
@@ -209,7 +209,7 @@ class Stylizer:
     @classmethod
     def from_workdir(cls, workdir: str | os.PathLike, step: int | None = None) -> Stylizer:
         """A model we trained, from its training workdir (latest step by default)."""
-        from arbitrary_style.checkpoints import restore_model
+        from arbitrary_style.training.checkpoints import restore_model
 
         _config, model = restore_model(workdir, step)
         return cls(model, name=f"{os.fspath(workdir)} step {step if step is not None else 'latest'}")
@@ -345,7 +345,7 @@ class Stylizer:
             (``DEFAULT_MAX_PIXELS``); larger images go in tiles, and their
             instance-norm statistics come from a copy downscaled to it.
           preserve_color: keep the content's colours (luminance-only
-            transfer, arbitrary_style/color.py).
+            transfer, arbitrary_style/inference/color.py).
           on_tile: called with (done, total) after each tile.
         """
         if not np.isfinite(strength) or strength < 0:

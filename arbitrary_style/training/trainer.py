@@ -36,7 +36,8 @@ import numpy as np
 import optax
 from flax import nnx
 
-from arbitrary_style import checkpoints, losses, models
+from arbitrary_style import losses, models
+from arbitrary_style.training import checkpoints
 from arbitrary_style import data as data_lib
 from arbitrary_style.registry import lookup
 from arbitrary_style.training import observe, parallel

@@ -1,0 +1,1 @@
+"""Evaluation: observed vs unobserved styles through the training losses, and the demo's content and style scores."""
