@@ -18,57 +18,41 @@ from arbitrary_style import models
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.", lock_config=True)
 
 
-def summarize(config) -> dict[str, int]:
-    """{part: count} for ``config``'s style model and loss network."""
+def model_and_loss_network(config):
+    """Shapes only (``nnx.eval_shape``) of ``config``'s style model and loss network."""
     model = nnx.eval_shape(lambda: models.build_model(config.model, rngs=nnx.Rngs(0)))
     vgg = nnx.eval_shape(lambda: models.build_loss_network(config.loss, rngs=nnx.Rngs(0)))
+    return model, vgg
+
+
+def summarize(config) -> dict[str, int]:
+    """{part: count} for ``config``'s style model and loss network."""
+    model, vgg = model_and_loss_network(config)
     transformer = model.transformer
-    counts = {
-        "transformer": models.count_params(transformer),
+    return {
+        **{part.key: part.count for part in model.parts()},
         "conditional_layers": len(transformer.conditional_layers),
         "style_params_per_style": transformer.style_param_size,
+        "total_trainable": models.count_params(model),
         "loss_network": models.count_params(vgg),
     }
-    if config.model.kind == "arbitrary":
-        predictor = model.predictor
-        counts |= {
-            "predictor_trunk": models.count_params(predictor.trunk),
-            "bottleneck": models.count_params(predictor.bottleneck),
-            "bottleneck_dim": predictor.bottleneck_dim,
-            "style_heads": predictor.head_param_count(),
-        }
-    else:
-        counts |= {
-            "num_styles": model.num_styles,
-            "style_tables": models.count_params(model.style_tables),
-        }
-    counts["total_trainable"] = models.count_params(model)
-    return counts
 
 
-def format_summary(config, counts: dict[str, int]) -> str:
+def format_summary(config) -> str:
+    model, vgg = model_and_loss_network(config)
     m = config.model
     lines = [f"model: {m.kind} (alpha {m.alpha}, compute {m.dtype})"]
     row = lambda name, n, note="": lines.append(f"  {name:<34}{n:>12,}  {note}".rstrip())  # noqa: E731
-    row(
-        "transformer",
-        counts["transformer"],
-        "conv weights + contract BN betas" if m.kind == "arbitrary" else "conv weights",
-    )
-    if m.kind == "arbitrary":
-        row(f"predictor trunk ({m.predictor})", counts["predictor_trunk"], "weights + BN betas")
-        row(f"bottleneck ({counts['bottleneck_dim']}-d)", counts["bottleneck"])
-        row(f"style heads ({counts['conditional_layers']} layers)", counts["style_heads"])
-    else:
-        row(f"style tables ({counts['num_styles']} styles)", counts["style_tables"])
-    row("total trainable", counts["total_trainable"])
-    row(f"loss network ({config.loss.network}, frozen)", counts["loss_network"])
+    for part in model.parts():
+        row(part.label, part.count, part.note)
+    row("total trainable", models.count_params(model))
+    row(f"loss network ({config.loss.network}, frozen)", models.count_params(vgg))
+    transformer = model.transformer
     lines.append(
-        f"style embedding: {counts['style_params_per_style']} numbers per style "
-        f"(beta and gamma of {counts['conditional_layers']} conditional layers)"
+        f"style embedding: {transformer.style_param_size} numbers per style "
+        f"(beta and gamma of {len(transformer.conditional_layers)} conditional layers)"
     )
-    if m.kind == "arbitrary":
-        lines.append(f"bottleneck: {counts['bottleneck_dim']} numbers")
+    lines.append(model.style_code_description())
     return "\n".join(lines)
 
 
@@ -76,7 +60,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     config = _CONFIG.value
-    print(format_summary(config, summarize(config)))
+    print(format_summary(config))
 
 
 if __name__ == "__main__":

@@ -334,7 +334,7 @@ def our_train_step(config, model, vgg, batch, rename=tf_name):
 
     Returns (loss terms, named values after the step, named gradients).
     """
-    trainable = trainer.trainable_filter(config)
+    trainable = model.trainable_filter(config.train)
     graphdef, params, batch_stats, frozen = nnx.split(model, trainable, nnx.BatchStat, ...)
     loss_graphdef, loss_state = nnx.split(vgg)
     optimizer = trainer.make_optimizer(config)

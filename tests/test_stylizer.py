@@ -120,14 +120,14 @@ def test_resize_applies_reference_preprocessing(stylizer):
 def test_compiles_once_per_shape(stylizer):
     style = picture(48, 48, 9)
     stylizer.stylize(picture(36, 40), style)
-    before = stylizer.compiled_shapes()
+    before = dict(stylizer.traces)
     for seed in range(3):
         stylizer.stylize(picture(36, 40, seed), picture(48, 48, seed))
         stylizer.stylize(picture(33, 37, seed), style)  # padded to 36x40: same program
-    assert stylizer.compiled_shapes() == before
+    assert stylizer.traces == before
     stylizer.stylize(picture(29, 32), style)  # padded to 32x32: a new shape
-    assert stylizer.compiled_shapes()["transfer"] == before["transfer"] + 1
-    assert stylizer.compiled_shapes()["embed"] == before["embed"]
+    assert stylizer.traces["transfer"] == before["transfer"] + 1
+    assert stylizer.traces["style_code"] == before["style_code"]
 
 
 def test_batch(stylizer):

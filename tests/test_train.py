@@ -173,7 +173,7 @@ def test_freeze_predictor_trunk_leaves_it_out_of_the_optimizer():
 
     config = load_config("pbn_dtd", freeze_predictor_trunk=True)
     model = nnx.eval_shape(lambda: models.build_model(config.model, rngs=nnx.Rngs(0)))
-    _, params, _, frozen = nnx.split(model, trainer.trainable_filter(config), nnx.BatchStat, ...)
+    _, params, _, frozen = nnx.split(model, model.trainable_filter(config.train), nnx.BatchStat, ...)
     assert "InceptionV3" not in params["predictor"] and "transformer" in params
     assert "InceptionV3" in frozen["predictor"]
 

@@ -40,6 +40,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from arbitrary_style import models
 from arbitrary_style.data import decode as decode_lib
 from arbitrary_style.data import preprocess
 from arbitrary_style.data import sources as sources_lib
@@ -134,8 +135,10 @@ def _check_batch(config, process_index, process_count) -> int:
     return batch // process_count
 
 
-def _is_nstyle(config) -> bool:
-    return config.get("model", {}).get("kind", "arbitrary") == "nstyle"
+def _styles_by_id(config) -> bool:
+    """Whether ``config``'s model is conditioned on style ids (one table row per
+    training style, N-style) rather than on style images."""
+    return "model" in config and models.conditioning_key(config.model) == "style_id"
 
 
 def train_batches(
@@ -173,7 +176,7 @@ def train_batches(
     global_batch = int(config.train.batch_size)
     size = int(config.data.image_size)
     seed = int(config.seed)
-    nstyle = _is_nstyle(config)
+    nstyle = _styles_by_id(config)
     skip_log = decode_lib.SkipLog("images")
     calls = config.data.num_parallel_calls
     calls = tf.data.AUTOTUNE if calls is None or calls < 0 else int(calls)
@@ -484,7 +487,7 @@ def num_styles(config) -> int:
     N-style configs count readable images (every file is decoded once, since
     each image becomes a style row); otherwise the sources' sizes.
     """
-    if _is_nstyle(config):
+    if _styles_by_id(config):
         return len(_nstyle_style_images(config))
     sources, _ = sources_lib.make_sources(config, "style")
     return int(sum(len(s) if isinstance(s, sources_lib.IndexedSource) else s.size() for s in sources))
@@ -508,7 +511,7 @@ def style_set(config, which: str, limit: int | None = None) -> np.ndarray:
     if which is None:
         raise ValueError("style_set(which=...) must be 'observed' or 'unobserved'")
     size = int(config.data.image_size)
-    if which == "train" and _is_nstyle(config):
+    if which == "train" and _styles_by_id(config):
         return _nstyle_style_table(config)
     skip_log = decode_lib.SkipLog("style images")
     limit = int(config.data.eval_num_styles if limit is None else limit)

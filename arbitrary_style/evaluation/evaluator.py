@@ -50,6 +50,7 @@ import numpy as np
 from flax import nnx
 
 from arbitrary_style import losses, models
+from arbitrary_style.training.trainer import build_loss_network
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +104,7 @@ def eval_sets(
         raise EvaluationInputError(
             f"config.eval.sets={sets!r}: each entry must be one of {', '.join(SETS)}"
         )
-    if isinstance(model, models.NStyleModel) and "unobserved" in sets:
+    if model is not None and not model.learns_style_space and "unobserved" in sets:
         raise EvaluationInputError(
             "an N-style model has one table row per training style and cannot stylize "
             "unobserved styles; set config.eval.sets=('observed',)"
@@ -206,60 +207,37 @@ def padded_batches(num_items: int, batch_size: int) -> list[tuple[np.ndarray, np
 # The jitted step
 
 
-def build_loss_network(config: ml_collections.ConfigDict) -> models.VGG:
-    """The loss network of ``config`` as the trainer builds it: published
-    weights from ``config.weights.loss_network``, or a random VGG when it is
-    '' (smoke configs; its losses then mean nothing)."""
-    if config.weights.loss_network:
-        from arbitrary_style import weights
-
-        return weights.load_loss_network(config.weights.loss_network, config.loss)
-    return models.build_loss_network(config.loss, rngs=nnx.Rngs(config.seed + 1))
-
-
 def _weights_key(w: losses.LossWeights):
     return (tuple(sorted(w.content.items())), tuple(sorted(w.style.items())), w.total_variation)
 
 
 @functools.lru_cache(maxsize=8)
-def _eval_step(graphdef, loss_graphdef, weights_key, nstyle: bool) -> Callable:
+def _eval_step(graphdef, loss_graphdef, weights_key) -> Callable:
     """Jitted (model_state, loss_state, content, style, style_id) -> (terms [B], stylized).
 
-    Cached by the graph definitions, so periodic evaluations compile once.
+    Each pair's terms are ``losses.style_transfer_losses`` of that pair alone
+    (vmapped over the batch), the training loss's own code. Cached by the
+    graph definitions, so periodic evaluations compile once.
     """
     content_w, style_w, tv_w = weights_key
     weights = losses.LossWeights(dict(content_w), dict(style_w), tv_w)
-    end_points = weights.end_points
-    style_layers = tuple(sorted(weights.style))
 
     def step(model_state, loss_state, content, style, style_id):
         model = nnx.merge(graphdef, model_state)
-        if nstyle:
-            stylized = model(content, style_id, train=False)
-        else:
-            stylized = model(content, style, train=False)
-        stylized = stylized.astype(jnp.float32)
+        batch = {"content": content, "style": style, "style_id": style_id}
+        stylized = model.stylize_batch(batch, train=False).astype(jnp.float32)
         vgg = nnx.merge(loss_graphdef, loss_state)
-        batch = content.shape[0]
-        both = vgg(jnp.concatenate([stylized, content.astype(stylized.dtype)]), end_points)
-        stylized_features = {k: v[:batch] for k, v in both.items()}
-        content_features = {k: v[batch:] for k, v in both.items()}
-        style_features = vgg(style, style_layers)
-        style_grams = {k: losses.gram_matrix(style_features[k]) for k in style_layers}
 
-        # One pair at a time through the library's loss_breakdown (a batch of
-        # 1), so each pair's terms are exactly the training loss's definition.
-        def one(image, s_feats, c_feats, grams):
-            add = lambda tree: jax.tree.map(lambda x: x[None], tree)  # noqa: E731
-            return losses.loss_breakdown(
-                stylized_images=image[None],
-                stylized_features=add(s_feats),
-                content_features=add(c_feats),
-                style_grams=add(grams),
+        def one_pair(content_image, style_image, stylized_image):
+            return losses.style_transfer_losses(
+                vgg,
+                content_images=content_image[None],
+                style_images=style_image[None],
+                stylized_images=stylized_image[None],
                 weights=weights,
             )
 
-        terms = jax.vmap(one)(stylized, stylized_features, content_features, style_grams)
+        terms = jax.vmap(one_pair)(content, style, stylized)
         return terms, stylized
 
     return jax.jit(step)
@@ -357,10 +335,9 @@ def evaluate(
     e = eval_config(config)
     batch_size = int(e.batch_size)
     weights = eval_loss_weights(config)
-    nstyle = isinstance(model, models.NStyleModel)
     graphdef, model_state = _local_state(model)
     loss_graphdef, loss_state = _local_state(loss_network)
-    step_fn = _eval_step(graphdef, loss_graphdef, _weights_key(weights), nstyle)
+    step_fn = _eval_step(graphdef, loss_graphdef, _weights_key(weights))
     is_chief = jax.process_index() == 0
 
     from tqdm.auto import tqdm

@@ -43,6 +43,7 @@ import numpy as np
 from flax import nnx
 
 from arbitrary_style.inference import color, tiling
+from arbitrary_style.models import StyleModel
 from arbitrary_style.inference.tiling import pad_to_multiple  # noqa: F401  (part of this module's API)
 
 PRETRAINED = ("magenta", "magenta-lite")
@@ -114,18 +115,15 @@ def _resize(image: np.ndarray, shape) -> np.ndarray:
 
 # Pure functions of (graphdef, state, arrays); the model is rebuilt inside jit.
 # The interface between "which style" and "stylize" is the conditional-norm
-# parameters {layer: (beta [B, C], gamma [B, C])}, the same for both models.
-def _embed(graphdef, state, images):
-    # A style image too small for the trunk is a ValueError from embed.
-    return nnx.merge(graphdef, state).predictor.embed(images)
+# parameters {layer: (beta [B, C], gamma [B, C])}, the same for both models
+# (models.StyleModel).
+def _style_code(graphdef, state, conditioning):
+    # A style image too small for the predictor trunk is a ValueError from embed.
+    return nnx.merge(graphdef, state).style_code(conditioning)
 
 
-def _norm_params(graphdef, state, embeddings):
-    return nnx.merge(graphdef, state).predictor.norm_params(embeddings)
-
-
-def _style_rows(graphdef, state, style_weights):
-    return nnx.merge(graphdef, state).style_tables.mix(style_weights)
+def _norm_params(graphdef, state, codes):
+    return nnx.merge(graphdef, state).norm_params_from_code(codes)
 
 
 def _transfer(graphdef, state, content, norm_params, moments):
@@ -140,40 +138,51 @@ class Stylizer:
     """A trained style model, ready for inference.
 
     Args:
-      model: an ``ArbitraryStyleModel`` (Inception or MobileNetV2 predictor)
-        or an ``NStyleModel``.
+      model: a ``models.StyleModel``: an ``ArbitraryStyleModel`` (Inception or
+        MobileNetV2 predictor) or an ``NStyleModel``.
       name: shown in ``repr``.
+
+    Attributes:
+      takes_style_images: True for a model that learned a style space (any
+        style image, embeddings, blends of them); False for one with a fixed
+        set of styles (indices, weights over them).
+      bottleneck_dim / num_styles: the size of the style code (the embedding,
+        or the weights over the styles); the other is None.
+      traces: how many times each jitted function was traced, i.e. compiled
+        (one per new input shape).
     """
 
-    def __init__(self, model: nnx.Module, *, name: str = "model"):
-        from arbitrary_style.models import ArbitraryStyleModel, NStyleModel
-
-        if not isinstance(model, (ArbitraryStyleModel, NStyleModel)):
+    def __init__(self, model: StyleModel, *, name: str = "model"):
+        if not isinstance(model, StyleModel):
             raise TypeError(
                 f"Stylizer needs an ArbitraryStyleModel or NStyleModel, got {type(model).__name__}"
             )
         self.name = name
-        self.kind = "nstyle" if isinstance(model, NStyleModel) else "arbitrary"
-        # An arbitrary model takes any style; an N-style model has a fixed number.
-        self.num_styles = model.num_styles if self.kind == "nstyle" else None
-        self.bottleneck_dim = model.predictor.bottleneck_dim if self.kind == "arbitrary" else None
+        self.takes_style_images = model.learns_style_space
+        self.bottleneck_dim = model.style_code_size if self.takes_style_images else None
+        self.num_styles = None if self.takes_style_images else model.style_code_size
         self.conditional_layers = tuple(model.transformer.conditional_layers)
         graphdef, state = nnx.split(model)
         self._state = state
-        # graphdef is static: closed over, so jit retraces only on new shapes.
-        bind = lambda fn: jax.jit(lambda state, *args: fn(graphdef, state, *args))  # noqa: E731
-        self._transfer = bind(_transfer)
-        self._moments = bind(_moments)
-        if self.kind == "arbitrary":
-            self._embed = bind(_embed)
-            self._norm_params = bind(_norm_params)
-        else:
-            self._style_rows = bind(_style_rows)
+        self.traces = {"style_code": 0, "norm_params": 0, "transfer": 0, "moments": 0}
+
+        def bind(name, fn):
+            def traced(state, *args):
+                self.traces[name] += 1  # runs only while jit traces: once per program
+                return fn(graphdef, state, *args)
+
+            # graphdef is static: closed over, so jit retraces only on new shapes.
+            return jax.jit(traced)
+
+        self._style_code = bind("style_code", _style_code)
+        self._norm_params = bind("norm_params", _norm_params)
+        self._transfer = bind("transfer", _transfer)
+        self._moments = bind("moments", _moments)
 
     def __repr__(self) -> str:
-        if self.kind == "nstyle":
-            return f"Stylizer({self.name}, {self.num_styles} styles)"
-        return f"Stylizer({self.name}, bottleneck {self.bottleneck_dim})"
+        if self.takes_style_images:
+            return f"Stylizer({self.name}, bottleneck {self.bottleneck_dim})"
+        return f"Stylizer({self.name}, {self.num_styles} styles)"
 
     # -- constructors -------------------------------------------------------
 
@@ -216,9 +225,13 @@ class Stylizer:
 
     # -- style ---------------------------------------------------------------
 
-    def _need(self, kind: str, what: str) -> None:
-        if self.kind != kind:
-            raise ValueError(f"{what} needs an {kind} model; this is an {self.kind} model")
+    def _need_style_images(self, what: str, needed: bool = True) -> None:
+        if self.takes_style_images != needed:
+            raise ValueError(
+                f"{what} needs a model with "
+                + ("a style predictor (arbitrary model)" if needed else "a fixed set of styles (N-style model)")
+                + f"; this is {self!r}"
+            )
 
     def _images(self, image, resize: int | None) -> np.ndarray:
         array = load_image(image)
@@ -226,9 +239,9 @@ class Stylizer:
 
     def style_embedding(self, image, *, resize: int | None = None) -> np.ndarray:
         """The predictor's bottleneck S of one style image: shape (bottleneck_dim,)."""
-        self._need("arbitrary", "style_embedding")
+        self._need_style_images("style_embedding")
         x = self._images(image, resize)
-        return np.asarray(self._embed(self._state, jnp.asarray(x)[None]))[0]
+        return np.asarray(self._style_code(self._state, jnp.asarray(x)[None]))[0]
 
     def _is_embedding(self, style) -> bool:
         return (
@@ -260,7 +273,7 @@ class Stylizer:
         Blend weights are normalised to sum to 1: a blend is a convex
         combination of embeddings (docs/reference-model.md §6).
         """
-        self._need("arbitrary", "embed_style")
+        self._need_style_images("embed_style")
         if self._is_embedding(style):
             return np.asarray(style, np.float32)
         if self._is_blend(style):
@@ -276,7 +289,7 @@ class Stylizer:
         Weights are used as given, not normalised, as in the reference (a
         one-hot vector selects one style's row exactly).
         """
-        self._need("nstyle", "style_weights")
+        self._need_style_images("style_weights", needed=False)
         n = self.num_styles
         if isinstance(style, (int, np.integer)):
             style = [(int(style), 1.0)]
@@ -295,12 +308,17 @@ class Stylizer:
             )
         return vector
 
+    def style_code(self, style, *, resize: int | None = None) -> np.ndarray:
+        """A style in any form the model takes -> its style code: the embedding
+        (``embed_style``) or the weights over the styles (``style_weights``)."""
+        if self.takes_style_images:
+            return self.embed_style(style, resize=resize)
+        return self.style_weights(style)
+
     def _norm_params_for(self, style, resize: int | None):
         """The conditional-norm parameters ([1, C] arrays) of ``style``."""
-        if self.kind == "nstyle":
-            return self._style_rows(self._state, jnp.asarray(self.style_weights(style))[None])
-        embedding = self.embed_style(style, resize=resize)
-        return self._norm_params(self._state, jnp.asarray(embedding)[None])
+        code = self.style_code(style, resize=resize)
+        return self._norm_params(self._state, jnp.asarray(code)[None])
 
     def style_params(self, style, *, resize: int | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """{conditional layer: (beta, gamma)}, each of shape (channels,)."""
@@ -350,8 +368,8 @@ class Stylizer:
         """
         if not np.isfinite(strength) or strength < 0:
             raise ValueError(f"strength must be finite and >= 0, got {strength}")
-        if self.kind == "nstyle" and strength != 1.0:
-            raise ValueError("strength (identity interpolation) needs an arbitrary model's predictor")
+        if strength != 1.0:
+            self._need_style_images("strength (identity interpolation on the embedding)")
         max_pixels = DEFAULT_MAX_PIXELS if max_pixels is None else int(max_pixels)
         overlap = DEFAULT_OVERLAP if overlap is None else int(overlap)
         if max_pixels <= 0 or overlap < 0 or (tile is not None and (tile <= 0 or tile % 4)):
@@ -407,18 +425,9 @@ class Stylizer:
         The heads are linear in S, so interpolating the parameters is
         interpolating the embeddings (docs/reference-model.md §6).
         """
-        self._need("arbitrary", "strength")
-        own = self._norm_params(self._state, self._embed(self._state, jnp.asarray(seen_contents)))
+        self._need_style_images("strength (identity interpolation on the embedding)")
+        own = self._norm_params(self._state, self._style_code(self._state, jnp.asarray(seen_contents)))
         return jax.tree.map(lambda o, t: (1.0 - strength) * o + strength * t, own, params)
-
-    def compiled_shapes(self) -> dict[str, int]:
-        """How many programs each jitted function holds (one per input shape)."""
-        fns = {"transfer": self._transfer, "moments": self._moments}
-        if self.kind == "arbitrary":
-            fns |= {"embed": self._embed, "norm_params": self._norm_params}
-        else:
-            fns["style_rows"] = self._style_rows
-        return {name: fn._cache_size() for name, fn in fns.items()}
 
 
 def _resize_to(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import jax.numpy as jnp
 import ml_collections
 from flax import nnx
@@ -13,6 +15,7 @@ from arbitrary_style.models.predictor import TRUNK_LAYOUT, StylePredictor
 from arbitrary_style.models.style_models import (
     ArbitraryStyleModel,
     NStyleModel,
+    StyleModel,
     StyleTables,
 )
 from arbitrary_style.models.transformer import StyleTransferNetwork, transformer_layers
@@ -37,13 +40,17 @@ __all__ = [
     "MobilenetV2",
     "NStyleModel",
     "SLIM_CONVENTION",
+    "StyleModel",
     "StylePredictor",
     "StyleTables",
     "StyleTransferNetwork",
     "VGG",
     "build_loss_network",
     "build_model",
+    "conditioning_key",
     "count_params",
+    "require_predictor",
+    "resolve_model_config",
     "transformer_layers",
 ]
 
@@ -52,7 +59,13 @@ def compute_dtype(name: str):
     return lookup("config.model.dtype", name, COMPUTE_DTYPES)
 
 
-def build_model(model_config: ml_collections.ConfigDict, *, rngs: nnx.Rngs):
+def conditioning_key(model_config: ml_collections.ConfigDict) -> str:
+    """The batch entry that conditions ``config.model``'s model ('style' images
+    or 'style_id's; ``StyleModel.conditioning_key``)."""
+    return lookup("config.model.kind", model_config.kind, MODEL_KINDS).conditioning_key
+
+
+def build_model(model_config: ml_collections.ConfigDict, *, rngs: nnx.Rngs) -> StyleModel:
     """The style model that ``config.model`` names (kind 'arbitrary' or 'nstyle')."""
     lookup("config.model.kind", model_config.kind, MODEL_KINDS)
     dtype = compute_dtype(model_config.dtype)
@@ -69,6 +82,34 @@ def build_model(model_config: ml_collections.ConfigDict, *, rngs: nnx.Rngs):
         dtype=dtype,
         rngs=rngs,
     )
+
+
+def resolve_model_config(
+    config: ml_collections.ConfigDict, *, count_styles: Callable[[], int]
+) -> None:
+    """Fills in, in place, what an N-style config leaves to its data.
+
+    ``model.num_styles`` <= 0 becomes the number of training styles
+    (``count_styles()``); ``train.num_steps`` <= 0 becomes
+    ``train.steps_per_style`` per style (Turi Create: max_iterations =
+    10000 * num_styles by default). An arbitrary model needs ``num_steps`` > 0.
+    """
+    nstyle = config.model.kind == "nstyle"
+    if nstyle and config.model.num_styles <= 0:
+        config.model.num_styles = count_styles()
+    if config.train.num_steps <= 0:
+        if not nstyle or config.train.steps_per_style <= 0:
+            raise ValueError(
+                "config.train.num_steps must be > 0 (only N-style configs may leave it 0 "
+                "and set config.train.steps_per_style instead)"
+            )
+        config.train.num_steps = config.train.steps_per_style * config.model.num_styles
+
+
+def require_predictor(model: StyleModel, option: str) -> None:
+    """Raises ValueError unless ``model`` has a style predictor (``option`` needs one)."""
+    if not isinstance(model, ArbitraryStyleModel):
+        raise ValueError(f"{option} applies to the arbitrary model (the one with a style predictor) only")
 
 
 def build_loss_network(

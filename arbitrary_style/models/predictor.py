@@ -77,8 +77,13 @@ class StylePredictor(nnx.Module):
             set_module(self, f"{head_path(name)}/Conv_1", linear(bottleneck_dim, channels))
 
     @property
+    def trunk_attribute(self) -> str:
+        """The trunk's attribute name (its element in module and checkpoint paths)."""
+        return TRUNK_LAYOUT[self.trunk_name][0]
+
+    @property
     def trunk(self) -> nnx.Module:
-        return getattr(self, TRUNK_LAYOUT[self.trunk_name][0])
+        return getattr(self, self.trunk_attribute)
 
     @property
     def bottleneck(self) -> Conv2d:

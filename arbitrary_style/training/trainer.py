@@ -54,48 +54,20 @@ METRICS_FILE = "metrics.jsonl"
 
 
 def resolve_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-    """Fills in what the config leaves to the data: the number of N-style styles,
-    and the N-style default step count (Turi Create: 10000 per style).
+    """Fills in what the config leaves to the data (``models.resolve_model_config``:
+    an N-style model's number of styles and default step count).
 
     Returns a new locked config; it is what ``config.json`` records, so that
     ``restore_model`` rebuilds the same model.
     """
     config = ml_collections.ConfigDict(config.to_dict())
-    if config.model.kind == "nstyle" and config.model.num_styles <= 0:
-        config.model.num_styles = int(data_lib.num_styles(config))
-    if config.train.num_steps <= 0:
-        if config.model.kind != "nstyle" or config.train.steps_per_style <= 0:
-            raise ValueError(
-                "config.train.num_steps must be > 0 (only N-style configs may leave it 0 "
-                "and set config.train.steps_per_style instead)"
-            )
-        # Turi Create: max_iterations = 10000 * num_styles by default.
-        config.train.num_steps = config.train.steps_per_style * config.model.num_styles
+    models.resolve_model_config(config, count_styles=lambda: int(data_lib.num_styles(config)))
     config.lock()
     return config
 
 
 # ---------------------------------------------------------------------------
 # Networks and what trains
-
-
-def trainable_filter(config: ml_collections.ConfigDict):
-    """The NNX filter of the parameters the optimizer updates.
-
-    * arbitrary model: everything (the reference fine-tunes Inception), or all
-      but the predictor trunk with ``train.freeze_predictor_trunk``;
-    * N-style model: everything, or only the per-style (beta, gamma) rows with
-      ``train.finetune_all_params=False`` (Dumoulin et al.: "fine-tune only the
-      instance norm parameters", how new styles are added).
-    """
-    if config.model.kind == "nstyle":
-        if config.train.finetune_all_params:
-            return nnx.Param
-        return nnx.All(nnx.Param, nnx.PathContains("style_tables"))
-    if config.train.freeze_predictor_trunk:
-        trunk = models.TRUNK_LAYOUT[config.model.predictor][0]
-        return nnx.All(nnx.Param, nnx.Not(nnx.PathContains(trunk)))
-    return nnx.Param
 
 
 def jit_init(build: Callable[[], nnx.Module]) -> nnx.Module:
@@ -110,6 +82,16 @@ def jit_init(build: Callable[[], nnx.Module]) -> nnx.Module:
     return nnx.merge(graphdef, state)
 
 
+def build_loss_network(config: ml_collections.ConfigDict) -> models.VGG:
+    """The frozen loss network: the published weights ``config.weights.loss_network``
+    names, or a random VGG when it is '' (smoke configs; its losses mean nothing)."""
+    if config.weights.loss_network:
+        from arbitrary_style import weights
+
+        return weights.load_loss_network(config.weights.loss_network, config.loss)
+    return jit_init(lambda: models.build_loss_network(config.loss, rngs=nnx.Rngs(config.seed + 1)))
+
+
 def build_networks(config: ml_collections.ConfigDict) -> tuple[nnx.Module, models.VGG]:
     """The style model and the frozen loss network, with the configured weights.
 
@@ -117,22 +99,13 @@ def build_networks(config: ml_collections.ConfigDict) -> tuple[nnx.Module, model
     fails at once with the weights module's message.
     """
     model = jit_init(lambda: models.build_model(config.model, rngs=nnx.Rngs(config.seed)))
-    if config.weights.loss_network:
-        from arbitrary_style import weights
-
-        vgg = weights.load_loss_network(config.weights.loss_network, config.loss)
-    else:
-        # Random VGG: only for smoke tests (its losses mean nothing).
-        vgg = jit_init(
-            lambda: models.build_loss_network(config.loss, rngs=nnx.Rngs(config.seed + 1))
-        )
+    vgg = build_loss_network(config)
     set_conv_implementation(model, config.train.conv_implementation)
     set_conv_implementation(vgg, config.train.conv_implementation)
     if config.weights.get("model_init", ""):
         init_whole_model(config, model)
     if config.weights.predictor_init:
-        if config.model.kind != "arbitrary":
-            raise ValueError("config.weights.predictor_init applies to the arbitrary model only")
+        models.require_predictor(model, "config.weights.predictor_init")
         from arbitrary_style import weights
 
         weights.init_predictor_trunk(config.weights.predictor_init, model)
@@ -155,8 +128,7 @@ def init_whole_model(config: ml_collections.ConfigDict, model: nnx.Module) -> No
     """Loads published weights for the whole style model (``weights.model_init``), in place."""
     name = config.weights.model_init
     load = lookup("config.weights.model_init", name, MODEL_INIT_LOADERS)
-    if config.model.kind != "arbitrary":
-        raise ValueError("config.weights.model_init applies to the arbitrary model only")
+    models.require_predictor(model, "config.weights.model_init")
     adopt_parameters(model, load(), what=f"config.weights.model_init={name!r}")
 
 
@@ -302,27 +274,12 @@ def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransform
 # The step
 
 
-def stylize(
-    model: nnx.Module,
-    batch: Mapping[str, jax.Array],
-    *,
-    train: bool,
-    train_trunk: bool | None = None,
-) -> jax.Array:
-    """The model's output for a batch: the arbitrary model conditions on the
-    style images, the N-style model on the style ids (one table row each).
-    ``train``/``train_trunk``: batch-norm modes (``ArbitraryStyleModel``)."""
-    if isinstance(model, models.NStyleModel):
-        return model(batch["content"], batch["style_id"], train=train)
-    return model(batch["content"], batch["style"], train=train, train_trunk=train_trunk)
-
-
 Forward = Callable[[nnx.Module, Mapping[str, jax.Array]], jax.Array]
 
 
 def reference_forward(model: nnx.Module, batch: Mapping[str, jax.Array]) -> jax.Array:
     """The reference's training forward pass: every batch norm in training mode."""
-    return stylize(model, batch, train=True)
+    return model.stylize_batch(batch, train=True)
 
 
 def training_forward(config: ml_collections.ConfigDict) -> Forward:
@@ -338,7 +295,7 @@ def training_forward(config: ml_collections.ConfigDict) -> Forward:
         return reference_forward
 
     def forward(model, batch):
-        return stylize(model, batch, train=batch_norm_trains, train_trunk=trunk_trains)
+        return model.stylize_batch(batch, train=batch_norm_trains, train_trunk=trunk_trains)
 
     return forward
 
@@ -491,7 +448,7 @@ def setup(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh | None = No
     if config.train.init_from:
         _, source = checkpoints.restore_model(config.train.init_from)
         adopt_parameters(model, source)
-    trainable = trainable_filter(config)
+    trainable = model.trainable_filter(config.train)
     graphdef, params, batch_stats, frozen = nnx.split(model, trainable, nnx.BatchStat, ...)
     loss_graphdef, loss_network_state = nnx.split(vgg)
     count = lambda tree: sum(int(np.size(x)) for x in jax.tree.leaves(tree))  # noqa: E731
@@ -616,10 +573,8 @@ def stale_batch_norm_weight(run: Run, num_steps: int) -> float:
     tc = run.config.train
     if tc.get("freeze_batch_norm", False) or not jax.tree.leaves(run.state["batch_stats"]):
         return 0.0
-    frozen_trunk = None
-    if run.config.model.kind == "arbitrary" and tc.freeze_predictor_trunk:
-        frozen_trunk = models.TRUNK_LAYOUT[run.config.model.predictor][0]
     model = nnx.merge(run.graphdef, model_state(run.state))
+    frozen_trunk = model.trunk_attribute if tc.freeze_predictor_trunk else None
     return max((bn.momentum**num_steps for bn in batch_norms(model, skip=frozen_trunk)), default=0.0)
 
 
