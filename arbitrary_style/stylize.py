@@ -3,12 +3,16 @@ r"""Stylize photos or folders of photos from the command line.
     python -m arbitrary_style.stylize photo.jpg holidays/ -o out/ \
         --pretrained magenta-lite --style starry.jpg --strength 0.5,1
 
+Content images and folders are the positional arguments; flags may come
+before, between or after them (``--`` ends the flags).
+
 Model (one of): ``--workdir DIR [--step N]`` (a model we trained),
 ``--magenta_checkpoint PREFIX`` (Magenta's published checkpoint),
 ``--pretrained magenta-lite`` (the distilled lite pair; offline).
 
-Arbitrary model: ``--style IMG [IMG ...]`` with ``--style_weights`` for a
-blend of their embeddings. N-style model: ``--style_index i[,j,...]`` with
+Arbitrary model: ``--style IMG``, repeated for several styles
+(``--style a.jpg --style b.jpg``), with ``--style_weights`` for a blend of
+their embeddings. N-style model: ``--style_index i[,j,...]`` with
 ``--style_weights``; all styles, one output each, when omitted (as Turi
 Create's ``stylize(style=None)``). ``--strength s1,s2`` gives one output per
 value (identity interpolation, docs/reference-model.md §6).
@@ -24,12 +28,12 @@ Outputs are ``OUT/<content>_<style>_<strength>.png``, or ``OUT`` itself when
 it names an image file and there is one output. ``--json`` prints one JSON
 object per output. A missing or corrupt content image is reported and the rest
 are still processed; the exit status is then 1 and the failures are listed.
-Bad options fail before any work starts.
+Bad options fail before any work starts, with one line on stderr and exit
+status 2.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
@@ -39,16 +43,98 @@ import tempfile
 import time
 from collections.abc import Sequence
 
-from arbitrary_style import compilation_cache
+from absl import app, flags, logging
+from tqdm import tqdm
+
 from arbitrary_style.data.decode import IMAGE_EXTENSIONS
 
 # Content images the CLI reads: the training folders' extensions and TIFF.
 IMAGE_SUFFIXES = IMAGE_EXTENSIONS + (".tif", ".tiff")
 OUTPUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+MODEL_FLAGS = ("workdir", "magenta_checkpoint", "pretrained")
+# A bad option; 1 is left for "some inputs failed".
+USAGE_ERROR_STATUS = 2
 
 
 class UsageError(ValueError):
     """A bad option: reported before any work starts."""
+
+
+def define_flags(flag_values: flags.FlagValues) -> None:
+    """Defines the command's flags on ``flag_values``."""
+    flags.DEFINE_string(
+        "output", None, "Output folder, or a file for one output (required).",
+        short_name="o", flag_values=flag_values,
+    )
+    flags.DEFINE_string(
+        "workdir", None, "Training workdir of a model we trained.", flag_values=flag_values
+    )
+    flags.DEFINE_string(
+        "magenta_checkpoint", None, "Magenta TF1 checkpoint prefix (.../model.ckpt).",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_string(
+        "pretrained", None, "Published weights by name, e.g. magenta-lite.", flag_values=flag_values
+    )
+    flags.DEFINE_integer(
+        "step", None, "Checkpoint step in --workdir (default: latest).", flag_values=flag_values
+    )
+    flags.DEFINE_multi_string(
+        "style", None, "Style image for an arbitrary model",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_string(
+        "style_index", None, "Style index or indices i,j (N-style model).", flag_values=flag_values
+    )
+    flags.DEFINE_string(
+        "style_weights", None, "Blend weights w1,w2,... one per style.", flag_values=flag_values
+    )
+    flags.DEFINE_string(
+        "strength", "1", "Identity interpolation s1,s2,...; one output per value.",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_integer(
+        "size", None, "Shorter side of the network input (default: native).", flag_values=flag_values
+    )
+    flags.DEFINE_integer(
+        "tile", None, "Tile side in pixels (default: automatic).", flag_values=flag_values
+    )
+    flags.DEFINE_integer("overlap", None, "Tile overlap in pixels.", flag_values=flag_values)
+    flags.DEFINE_integer(
+        "max_pixels", None, "Images above this many pixels go in tiles.", flag_values=flag_values
+    )
+    flags.DEFINE_boolean(
+        "preserve_color", False, "Keep the content's colours.", flag_values=flag_values
+    )
+    flags.DEFINE_boolean(
+        "json", False, "One JSON object per output on stdout.", flag_values=flag_values
+    )
+
+
+def parse(argv: Sequence[str], flag_values: flags.FlagValues) -> list[str]:
+    """Defines the flags on ``flag_values`` and parses ``argv`` into them.
+
+    Args:
+      argv: the command line, ``argv[0]`` being the program.
+      flag_values: where the flags go.
+
+    Returns:
+      The positional arguments: content images and folders.
+
+    Raises:
+      UsageError: an unknown flag or a malformed value.
+    """
+    define_flags(flag_values)
+    try:
+        return flag_values(list(argv))[1:]
+    except flags.Error as error:
+        raise UsageError(f"{error}; --help lists the options") from None
+
+
+def report_usage_error(error: Exception) -> int:
+    """One line on stderr, no usage dump; returns the exit status."""
+    print(f"error: {error}", file=sys.stderr)
+    return USAGE_ERROR_STATUS
 
 
 def parse_floats(text: str, option: str) -> list[float]:
@@ -106,24 +192,26 @@ class StyleChoice:
     name: str
 
 
-def style_choices(args, stylizer) -> list[StyleChoice]:
+def style_choices(options: flags.FlagValues, stylizer) -> list[StyleChoice]:
     """The styles to apply, checked against the model (before any work)."""
-    weights = parse_floats(args.style_weights, "--style_weights") if args.style_weights else None
+    weights = (
+        parse_floats(options.style_weights, "--style_weights") if options.style_weights else None
+    )
     if stylizer.num_styles is None:  # arbitrary model
-        if args.style_index:
+        if options.style_index:
             raise UsageError("--style_index is for N-style models; this model takes --style IMG")
-        if not args.style:
-            raise UsageError("an arbitrary-style model needs --style IMG [IMG ...]")
-        for path in args.style:
+        if not options.style:
+            raise UsageError("an arbitrary-style model needs --style IMG (repeated for several)")
+        for path in options.style:
             if not pathlib.Path(path).is_file():
                 raise UsageError(f"--style image {path!r} does not exist")
-        items: list = list(args.style)
-        names = [pathlib.Path(p).stem for p in args.style]
+        items: list = list(options.style)
+        names = [pathlib.Path(p).stem for p in options.style]
     else:
-        if args.style:
+        if options.style:
             raise UsageError("--style is for arbitrary-style models; this N-style model takes --style_index")
         n = stylizer.num_styles
-        indices = parse_indices(args.style_index) if args.style_index else list(range(n))
+        indices = parse_indices(options.style_index) if options.style_index else list(range(n))
         bad = [i for i in indices if not 0 <= i < n]
         if bad:
             raise UsageError(f"--style_index {bad} out of range: this model has styles 0..{n - 1}")
@@ -158,56 +246,50 @@ def output_target(output: str, num_outputs: int) -> tuple[pathlib.Path, bool]:
     return path, as_file
 
 
-def load_stylizer(args):
+def load_stylizer(options: flags.FlagValues, *, enable_compilation_cache: bool):
+    # JAX and the model are imported only here, once the options have passed
+    # their checks: importing them takes about 1.5 s on a 2-core CPU, and
+    # --help or a bad option should answer at once.
+    from arbitrary_style import compilation_cache
     from arbitrary_style.inference.stylizer import Stylizer
 
-    if args.workdir:
-        return Stylizer.from_workdir(args.workdir, args.step)
-    if args.magenta_checkpoint:
-        return Stylizer.from_magenta_checkpoint(args.magenta_checkpoint)
-    return Stylizer.from_pretrained(args.pretrained)
+    if enable_compilation_cache:
+        # Each new image size compiles the network again: kept across runs.
+        # Before the model loads, which may already compile.
+        compilation_cache.enable()
+    if options.workdir is not None:
+        return Stylizer.from_workdir(options.workdir, options.step)
+    if options.magenta_checkpoint is not None:
+        return Stylizer.from_magenta_checkpoint(options.magenta_checkpoint)
+    try:
+        return Stylizer.from_pretrained(options.pretrained)
+    except ValueError as error:  # an unknown name: the message lists the known ones
+        raise UsageError(f"--pretrained: {error}") from None
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m arbitrary_style.stylize",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("content", nargs="+", help="content images or folders of images")
-    parser.add_argument("-o", "--output", required=True, help="output folder, or a file for one output")
-    model = parser.add_mutually_exclusive_group(required=True)
-    model.add_argument("--workdir", help="training workdir of a model we trained")
-    model.add_argument("--magenta_checkpoint", help="Magenta TF1 checkpoint prefix (.../model.ckpt)")
-    model.add_argument("--pretrained", help="published weights by name, e.g. magenta-lite")
-    parser.add_argument("--step", type=int, help="checkpoint step in --workdir (default: latest)")
-    parser.add_argument("--style", nargs="+", help="style image(s) (arbitrary model)")
-    parser.add_argument("--style_index", help="style index or indices i,j (N-style model)")
-    parser.add_argument("--style_weights", help="blend weights w1,w2,... one per style")
-    parser.add_argument("--strength", default="1", help="identity interpolation s1,s2,... (default 1)")
-    parser.add_argument("--size", type=int, help="shorter side of the network input (default: native)")
-    parser.add_argument("--tile", type=int, help="tile side in pixels (default: automatic)")
-    parser.add_argument("--overlap", type=int, default=None, help="tile overlap in pixels")
-    parser.add_argument(
-        "--max_pixels", type=int, default=None, help="images above this many pixels go in tiles"
-    )
-    parser.add_argument("--preserve_color", action="store_true", help="keep the content's colours")
-    parser.add_argument("--json", action="store_true", help="one JSON object per output on stdout")
-    return parser
-
-
-def check_numbers(args) -> None:
+def check_options(options: flags.FlagValues, paths: Sequence[str]) -> None:
+    """The checks that need no model and no files."""
+    if not paths:
+        raise UsageError("no content images: give image files or folders as arguments")
+    if not options.output:
+        raise UsageError("-o/--output is required: an output folder, or a file for one output")
+    chosen = [f"--{name}" for name in MODEL_FLAGS if getattr(options, name) is not None]
+    if len(chosen) != 1:
+        given = f"{' and '.join(chosen)} given" if chosen else "no model given"
+        raise UsageError(
+            f"{given}; give one of --workdir DIR, --magenta_checkpoint PREFIX, --pretrained NAME"
+        )
     for option in ("size", "tile", "max_pixels"):
-        value = getattr(args, option)
+        value = getattr(options, option)
         if value is not None and value <= 0:
             raise UsageError(f"--{option} must be positive, got {value}")
-    if args.overlap is not None and args.overlap < 0:
-        raise UsageError(f"--overlap must be >= 0, got {args.overlap}")
-    if args.tile is not None and args.tile % 4:
-        raise UsageError(f"--tile must be a multiple of 4 (the network's stride), got {args.tile}")
-    if args.tile is not None and args.overlap is not None and args.overlap >= args.tile:
-        raise UsageError(f"--overlap ({args.overlap}) must be smaller than --tile ({args.tile})")
-    if args.step is not None and not args.workdir:
+    if options.overlap is not None and options.overlap < 0:
+        raise UsageError(f"--overlap must be >= 0, got {options.overlap}")
+    if options.tile is not None and options.tile % 4:
+        raise UsageError(f"--tile must be a multiple of 4 (the network's stride), got {options.tile}")
+    if options.tile is not None and options.overlap is not None and options.overlap >= options.tile:
+        raise UsageError(f"--overlap ({options.overlap}) must be smaller than --tile ({options.tile})")
+    if options.step is not None and options.workdir is None:
         raise UsageError("--step goes with --workdir")
 
 
@@ -215,21 +297,33 @@ def format_strength(strength: float) -> str:
     return f"{strength:g}"
 
 
-def run(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def stylize_inputs(
+    options: flags.FlagValues, paths: Sequence[str], *, enable_compilation_cache: bool = False
+) -> int:
+    """Checks the options, then stylizes every content with every style and strength.
+
+    Args:
+      options: parsed flags (see ``define_flags``).
+      paths: content images and folders.
+      enable_compilation_cache: turn on JAX's persistent compilation cache
+        (``arbitrary_style.compilation_cache``) before the model loads; the
+        command line does, callers in a process of their own choose.
+
+    Returns:
+      The exit status: 0; 1 when some inputs failed (listed on stderr); 2 for
+      a bad option (one line on stderr, nothing done).
+    """
     try:
-        check_numbers(args)
-        strengths = parse_strengths(args.strength)
-        contents, failures = collect_contents(args.content)
-        stylizer = load_stylizer(args)
-        styles = style_choices(args, stylizer)
-        target, as_file = output_target(args.output, len(contents) * len(styles) * len(strengths))
+        check_options(options, paths)
+        strengths = parse_strengths(options.strength)
+        contents, failures = collect_contents(paths)
+        stylizer = load_stylizer(options, enable_compilation_cache=enable_compilation_cache)
+        styles = style_choices(options, stylizer)
+        target, as_file = output_target(options.output, len(contents) * len(styles) * len(strengths))
     except (UsageError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return report_usage_error(error)
 
-    from tqdm import tqdm
-
+    # Deferred with the Stylizer (see load_stylizer), which has loaded by now.
     from arbitrary_style.inference.stylizer import load_image, save_image
 
     # An arbitrary model's style embeddings, computed once (on first use, so
@@ -246,7 +340,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         for i, style in enumerate(styles):
             if i not in embedded:
                 embedded[i] = (
-                    stylizer.embed_style(style.style, resize=args.size)
+                    stylizer.embed_style(style.style, resize=options.size)
                     if stylizer.kind == "arbitrary"
                     else style.style
                 )
@@ -256,17 +350,17 @@ def run(argv: Sequence[str] | None = None) -> int:
                     image,
                     embedded[i],
                     strength=strength,
-                    resize=args.size,
-                    tile=args.tile,
-                    overlap=args.overlap,
-                    max_pixels=args.max_pixels,
-                    preserve_color=args.preserve_color,
+                    resize=options.size,
+                    tile=options.tile,
+                    overlap=options.overlap,
+                    max_pixels=options.max_pixels,
+                    preserve_color=options.preserve_color,
                 )
                 path = target if as_file else target / (
                     f"{content.stem}_{style.name}_{format_strength(strength)}.png"
                 )
                 save_image(out, path)
-                if args.json:
+                if options.json:
                     record = {
                         "input": str(content),
                         "output": str(path),
@@ -284,11 +378,38 @@ def run(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def main() -> None:
-    # Each new image size compiles the network again: kept across runs.
-    compilation_cache.enable()
-    sys.exit(run())
+def run(argv: Sequence[str]) -> int:
+    """The command in this process: ``argv`` as on the command line (``argv[0]``: the program).
+
+    The flags go into a fresh ``flags.FlagValues``, so calls are independent of
+    each other and of ``flags.FLAGS``. Returns the exit status (see
+    ``stylize_inputs``); the compilation cache is left as the caller set it.
+    """
+    options = flags.FlagValues()
+    try:
+        paths = parse(argv, options)
+    except UsageError as error:
+        return report_usage_error(error)
+    return stylize_inputs(options, paths)
+
+
+def parse_command_line(argv: list[str]) -> list[str]:
+    """``app.run``'s flags parser: the flags go on ``flags.FLAGS``, where absl's
+    --help finds them; a bad one exits with one line (absl would print the
+    whole usage)."""
+    try:
+        return argv[:1] + parse(argv, flags.FLAGS)
+    except UsageError as error:
+        sys.exit(report_usage_error(error))
+
+
+def main(argv: list[str]) -> int:
+    if not flags.FLAGS["verbosity"].present:
+        # app.run logs at INFO; here that is JAX probing for backends and the
+        # weight loader, above the outputs. Warnings only, unless --verbosity.
+        logging.set_verbosity(logging.WARNING)
+    return stylize_inputs(flags.FLAGS, argv[1:], enable_compilation_cache=True)
 
 
 if __name__ == "__main__":
-    main()
+    app.run(main, flags_parser=parse_command_line)

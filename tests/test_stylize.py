@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import pathlib
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -12,9 +14,9 @@ from flax import nnx
 from PIL import Image
 
 from arbitrary_style import models, stylize
-from arbitrary_style.training import checkpoints
 from arbitrary_style.inference import color
 from arbitrary_style.inference.stylizer import Stylizer
+from arbitrary_style.training import checkpoints
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -100,7 +102,7 @@ def test_preserve_color_keeps_content_chroma(lite, files):
 
 
 def run_cli(capsys, *argv):
-    code = stylize.run([str(a) for a in argv])
+    code = stylize.run(["stylize", *(str(a) for a in argv)])
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 
@@ -126,10 +128,10 @@ def test_cli_folder_json_odd_size_and_failures(capsys, files, tmp_path):
 
 def test_cli_single_output_file_and_blend(capsys, files, tmp_path):
     target = tmp_path / "one.png"
-    code, out, err = run_cli(
+    code, _, err = run_cli(
         capsys,
         files["dir"] / "small.jpg", "-o", target, "--pretrained", "magenta-lite",
-        "--style", files["style_a"], files["style_b"], "--style_weights", "1,0",
+        "--style", files["style_a"], "--style", files["style_b"], "--style_weights", "1,0",
     )
     assert code == 0, err
     assert Image.open(target).size == (48, 64)
@@ -147,11 +149,53 @@ def test_cli_single_output_file_and_blend(capsys, files, tmp_path):
 )
 def test_cli_bad_options_fail_before_work(capsys, files, tmp_path, extra, message):
     out_dir = tmp_path / "never"
-    code, out, err = run_cli(
+    code, _, err = run_cli(
         capsys, files["dir"], "-o", out_dir, "--pretrained", "magenta-lite", "--style", files["style_a"], *extra
     )
     assert code == 2 and message in err, err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
     assert not list(out_dir.glob("*.png")) if out_dir.exists() else True
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["x.png", "-o", "out", "--pretrained", "magenta-lite", "--nope"], "Unknown command line flag 'nope'"),
+        (["x.png", "-o", "out", "--pretrained", "magenta-lite", "--size", "abc"], "flag --size=abc"),
+        (["x.png", "-o", "out"], "no model given; give one of --workdir"),
+        (["x.png", "-o", "out", "--workdir", "w", "--pretrained", "magenta-lite"], "--workdir and --pretrained given"),
+        (["x.png", "--pretrained", "magenta-lite"], "-o/--output is required"),
+        (["-o", "out", "--pretrained", "magenta-lite"], "no content images"),
+        (["x.png", "-o", "out", "--pretrained", "magenta-lite", "--step", "3"], "--step goes with --workdir"),
+        (["x.png", "-o", "out", "--pretrained", "magenta-huge"], "--pretrained: unknown pretrained model 'magenta-huge'"),
+    ],
+)
+def test_cli_malformed_command_lines_are_one_line(capsys, argv, message):
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 2 and message in err and not out, err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+
+
+def test_cli_calls_do_not_share_flags(capsys):
+    code, _, err = run_cli(capsys, "x.png", "-o", "out", "--workdir", "w", "--pretrained", "magenta-lite")
+    assert code == 2 and "--workdir and --pretrained given" in err
+    # Had --workdir stayed set, this would fail the same way.
+    code, _, err = run_cli(capsys, "x.png", "-o", "out", "--pretrained", "magenta-lite", "--tile", "30")
+    assert code == 2 and "multiple of 4" in err, err
+
+
+def test_command_line_bad_option_is_one_line_and_help_lists_flags(tmp_path):
+    command = [sys.executable, "-m", "arbitrary_style.stylize"]
+    bad = subprocess.run(
+        [*command, "x.png", "-o", tmp_path, "--pretrained", "magenta-lite", "--tile", "30"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert bad.returncode == 2 and not bad.stdout, bad
+    assert bad.stderr == "error: --tile must be a multiple of 4 (the network's stride), got 30\n"
+    shown = subprocess.run([*command, "--help"], capture_output=True, text=True, timeout=120, check=False)
+    assert "Stylize photos or folders of photos" in shown.stdout
+    for flag in ("-o,--output", "--style:", "--style_index", "--strength", "--max_pixels", "--[no]json"):
+        assert flag in shown.stdout, flag
 
 
 def test_cli_unwritable_output(capsys, files, tmp_path):

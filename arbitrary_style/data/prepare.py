@@ -3,35 +3,137 @@ r"""Prepares a TFDS source once, before training:
     python -m arbitrary_style.data.prepare painter_by_numbers --manual_dir=DIR [--data_dir=DIR]
     python -m arbitrary_style.data.prepare dtd [--data_dir=DIR]
 
-Training prepares a missing dataset on first use too; on several hosts sharing
-one data dir, run this once first so they do not all write it at the same time.
+The dataset is the one positional argument: ``painter_by_numbers``, ``dtd`` or
+``imagenet2012`` (another name fails with the valid ones listed). Training
+prepares a missing dataset on first use too; on several hosts sharing one data
+dir, run this once first so they do not all write it at the same time.
 ``--data_dir`` is ``config.data.tfds_data_dir``, ``--manual_dir``
-``config.data.manual_dir``.
+``config.data.manual_dir``. It ends with the examples per split.
+
+A bad command line fails at once with one line on stderr and exit status 2.
+A dataset whose files must be downloaded by hand (Painter by Numbers from
+Kaggle, ImageNet) and are missing from the manual directory exits with status
+1 and says where to get them and where to put them.
 """
 
 from __future__ import annotations
 
-import argparse
-import logging
+import sys
+from collections.abc import Sequence
+
+from absl import app, flags
 
 from arbitrary_style.data import sources
 from arbitrary_style.registry import lookup
 
+# A bad command line; 1 is left for a dataset that cannot be prepared.
+USAGE_ERROR_STATUS = 2
 
-def main(argv=None) -> None:
-    tfds_names = [n for n in sources.SOURCES if n in sources._TFDS_SPLITS]
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("name", help=f"one of: {', '.join(sorted(tfds_names))}")
-    parser.add_argument("--manual_dir", default=None)
-    parser.add_argument("--data_dir", default=None)
-    args = parser.parse_args(argv)
-    lookup("TFDS source", args.name, {n: n for n in tfds_names})
-    logging.basicConfig(level=logging.INFO)
-    source = sources.TFDSSource(args.name, "train", args.data_dir, args.manual_dir)
-    builder = source.builder()  # prepares it if needed
+
+class UsageError(ValueError):
+    """A bad command line: reported before any work starts."""
+
+
+def tfds_names() -> list[str]:
+    """The sources that are TFDS datasets, which this command prepares."""
+    return sorted(n for n in sources.SOURCES if n in sources._TFDS_SPLITS)
+
+
+def define_flags(flag_values: flags.FlagValues) -> None:
+    """Defines the command's flags on ``flag_values``."""
+    flags.DEFINE_string(
+        "manual_dir", None,
+        "Folder of hand-downloaded files (config.data.manual_dir; TFDS's default if unset).",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_string(
+        "data_dir", None,
+        "TFDS data dir (config.data.tfds_data_dir; TFDS's default if unset).",
+        flag_values=flag_values,
+    )
+
+
+def parse(argv: Sequence[str], flag_values: flags.FlagValues) -> list[str]:
+    """Defines the flags on ``flag_values``, parses ``argv`` (``argv[0]``: the
+    program) into them and returns the positional arguments.
+
+    Raises:
+      UsageError: an unknown flag or a malformed value.
+    """
+    define_flags(flag_values)
+    try:
+        return flag_values(list(argv))[1:]
+    except flags.Error as error:
+        raise UsageError(f"{error}; --help lists the options") from None
+
+
+def report_usage_error(error: Exception) -> int:
+    """One line on stderr, no usage dump; returns the exit status."""
+    print(f"error: {error}", file=sys.stderr)
+    return USAGE_ERROR_STATUS
+
+
+def dataset_name(words: Sequence[str]) -> str:
+    """The one positional argument, checked against the TFDS sources."""
+    names = tfds_names()
+    if len(words) != 1:
+        given = f"got {' '.join(words)}" if words else "none given"
+        raise UsageError(f"give one dataset to prepare ({given}); one of: {', '.join(names)}")
+    try:
+        return lookup("dataset", words[0], {n: n for n in names})
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+
+def prepare(options: flags.FlagValues, words: Sequence[str]) -> int:
+    """Prepares the dataset named in ``words``; prints its splits; returns the exit status."""
+    try:
+        name = dataset_name(words)
+    except UsageError as error:
+        return report_usage_error(error)
+    source = sources.TFDSSource(name, "train", options.data_dir, options.manual_dir)
+    try:
+        builder = source.builder()  # prepares it if needed
+    except (AssertionError, FileNotFoundError) as error:
+        # Hand-downloaded files missing: TFDS asserts that the manual directory
+        # exists and is not empty, our Painter by Numbers builder raises
+        # FileNotFoundError for a missing file; both messages say where to get
+        # the files and where to put them, which is all the user needs.
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     for split, info in builder.info.splits.items():
-        print(f"{args.name} {split}: {info.num_examples} examples in {builder.data_dir}")
+        print(f"{name} {split}: {info.num_examples} examples in {builder.data_dir}")
+    return 0
+
+
+def run(argv: Sequence[str]) -> int:
+    """The command in this process: ``argv`` as on the command line (``argv[0]``: the program).
+
+    The flags go into a fresh ``flags.FlagValues``, so calls are independent of
+    each other and of ``flags.FLAGS``. Returns the exit status.
+    """
+    options = flags.FlagValues()
+    try:
+        words = parse(argv, options)
+    except UsageError as error:
+        return report_usage_error(error)
+    return prepare(options, words)
+
+
+def parse_command_line(argv: list[str]) -> list[str]:
+    """``app.run``'s flags parser: the flags go on ``flags.FLAGS``, where absl's
+    --help finds them; a bad one exits with one line (absl would print the
+    whole usage)."""
+    try:
+        return argv[:1] + parse(argv, flags.FLAGS)
+    except UsageError as error:
+        sys.exit(report_usage_error(error))
+
+
+def main(argv: list[str]) -> int:
+    # app.run has set absl logging to INFO: TFDS's progress shows while it prepares.
+    return prepare(flags.FLAGS, argv[1:])
 
 
 if __name__ == "__main__":
-    main()
+    app.run(main, flags_parser=parse_command_line)
