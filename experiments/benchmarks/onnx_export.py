@@ -1,4 +1,4 @@
-"""A float ONNX graph of our transfer network, for the stylize benchmark only.
+"""A float ONNX graph of our transfer network, the onnxruntime peer of ``stylize_speed``.
 
     model = export_transfer_network(network, norm_params, size=(512, 512))
 
@@ -17,7 +17,7 @@ NCHW once at each end. Per layer (``StyleTransferNetwork.layers``):
 * ``Relu``, the residual ``Add`` (no ReLU after it), ``Sigmoid`` at the end.
 
 Not a general exporter: it checks nothing beyond what this network uses, and
-``check_parity`` in the benchmark compares it with the JAX module before any
+``stylize_speed.export_parity`` compares it with the JAX module before any
 timing.
 """
 

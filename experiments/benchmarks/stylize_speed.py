@@ -1,7 +1,10 @@
-r"""Stylize benchmark: the transfer network against onnxruntime and the matmul peak.
+r"""Stylize speed: latency of the transfer network against TensorFlow, onnxruntime and the matmul peak.
 
-    .venv/bin/python experiments/benchmarks/stylize.py --json_out=stylize.json
-    .venv/bin/python experiments/benchmarks/stylize.py --quick --skip_memory   # smoke test
+From the repository root (the figures in experiments/benchmarks/README.md):
+
+    .venv/bin/python -m experiments.benchmarks.stylize_speed --json_out=stylize.json
+    .venv/bin/python -m experiments.benchmarks.stylize_speed --skip_memory
+    .venv/bin/python -m experiments.benchmarks.stylize_speed --quick --skip_memory   # smoke test
 
 In one process, in this order:
 
@@ -29,13 +32,13 @@ In one process, in this order:
 4. TensorFlow running the same network as plain TF ops, the ops of Magenta's
    graph (``tf_peer.py``: a ``tf.function`` without XLA built from the very
    weights we time, checked against ours on a small input first), batch 1:
-   the issue's "Magenta TF graph" peer, on this machine. Reported as the
-   ratio ours / TF;
+   Magenta's TensorFlow graph as a peer on the same machine. Reported as
+   the ratio ours / TF;
 5. peak resident memory and wall time of stylizing 1024x1024 and 4096x4096
    photos in a subprocess: the ``arbitrary_style.stylize`` CLI with
    ``--pretrained magenta-lite`` (the one offline model), and the alpha-1
-   network with random weights through the same ``Stylizer`` path (tiled
-   above 1024x1024 pixels).
+   network with random weights through the same ``Stylizer`` path
+   (``stylize_random``; tiled above 1024x1024 pixels).
 
 Weights are random: latency and FLOPs do not depend on their values. The
 machine may be shared: the load average at start and end is printed with the
@@ -43,14 +46,13 @@ table and stored in the JSON, and ratios taken in the same run are the figures
 to trust over absolute times.
 """
 
+
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import pathlib
-import platform
 import re
 import shutil
 import statistics
@@ -62,13 +64,9 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 
-from arbitrary_style.models.transformer import StyleTransferNetwork
-
-HERE = pathlib.Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
-sys.path.insert(0, str(HERE))  # onnx_export and tf_peer, next to this file
+from arbitrary_style.models import cpu_conv
+from experiments.benchmarks import common, onnx_export, tf_peer
 
 NETWORKS = {"lite": 0.25, "full": 1.0}
 DEFAULT_SIZES = {"lite": (256, 384, 512, 1024), "full": (256, 512, 1024)}
@@ -77,150 +75,26 @@ MEMORY_SIZES = (1024, 4096)
 PARITY_SIZE = 64
 # The code this benchmark runs (git_state reports local changes to it).
 MEASURED_CODE = (
-    "arbitrary_style/models", "arbitrary_style/inference/stylizer.py", "arbitrary_style/inference/tiling.py",
-    "arbitrary_style/stylize.py", "arbitrary_style/weights",
+    "arbitrary_style/models", "arbitrary_style/inference", "arbitrary_style/stylize.py",
+    "arbitrary_style/weights",
 )
+COMMAND = "experiments.benchmarks.stylize_speed"
 LITE_INPUT = "content_image"
 LITE_EMBEDDING = "mobilenet_conv/Conv/BiasAdd"
 
 
-# -- machine ------------------------------------------------------------------
-
-
-def cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        match = re.search(r"^Model name:\s*(.+)$", out, re.M)
-        if match:
-            return match.group(1).strip()
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    return platform.processor() or "unknown"
-
-
 def machine_info() -> dict:
-    import onnxruntime
-
-    return {
-        "cpu": cpu_model(),
-        "cores": os.cpu_count(),
-        "device": str(jax.devices()[0].device_kind),
-        "python": platform.python_version(),
-        "jax": jax.__version__,
-        "jaxlib": importlib.import_module("jaxlib").__version__,
-        "flax": importlib.import_module("flax").__version__,
-        "onnxruntime": onnxruntime.__version__,
-        "onnx": importlib.import_module("onnx").__version__,
-        "numpy": np.__version__,
-    }
-
-
-def git_state() -> str:
-    """HEAD, and whether the code on the measured path differs from it (it changes often)."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                              text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", *MEASURED_CODE], cwd=ROOT,
-                               capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head + (" (measured code modified)" if dirty else "")
-
-
-def load_average() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
+    return common.environment("jax", "jaxlib", "flax", "onnxruntime", "onnx", "numpy")
 
 
 # -- the network ----------------------------------------------------------------
 
 
-def random_module(make, seed: int = 0):
-    """``make()``'s module with every variable drawn in NumPy.
-
-    Built abstractly (``nnx.eval_shape``) and then filled: eager
-    initialisation compiles one tiny program per weight shape (17 s for the
-    alpha-1 network on this machine), which would dominate a smoke test.
-    Weights ~ N(0, 0.01) like the transfer network's initialiser; batch-norm
-    offsets and means ~ N(0, 0.1), variances ~ U(0.5, 1.5), so that the ONNX
-    parity check exercises them.
-    """
-    graphdef, state = nnx.split(nnx.eval_shape(make))
-    rng = np.random.default_rng(seed)
-    for path, variable in nnx.to_flat_state(state):
-        shape = variable.get_value().shape
-        if path[-1] == "var":
-            value = rng.uniform(0.5, 1.5, shape)
-        elif "BatchNorm" in path:
-            value = rng.normal(0.0, 0.1, shape)
-        else:
-            value = rng.normal(0.0, 0.01, shape)
-        variable.set_value(jnp.asarray(value, jnp.float32))
-    return nnx.merge(graphdef, state)
-
-
-def random_network(alpha: float, seed: int = 0) -> StyleTransferNetwork:
-    """The transfer network at ``alpha`` with random weights and batch-norm variables."""
-    return random_module(lambda: StyleTransferNetwork(alpha, rngs=nnx.Rngs(seed)), seed)
-
-
-def random_norm_params(network: StyleTransferNetwork, seed: int = 0) -> dict:
-    """{conditional layer: (beta [1, C], gamma [1, C])}, as the predictor would give."""
-    rng = np.random.default_rng(seed + 1)
-    return {
-        name: (
-            rng.normal(0.0, 0.5, (1, channels)).astype(np.float32),
-            rng.uniform(0.5, 1.5, (1, channels)).astype(np.float32),
-        )
-        for name, channels in network.conditional_layers
-    }
-
-
-def random_image(size: int, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).random((1, size, size, 3), dtype=np.float32)
-
-
-def flops_of(compiled) -> float:
-    """FLOPs of a compiled call; cost_analysis() is a dict in jax 0.10, a list of them before."""
-    analysis = compiled.cost_analysis()
-    if isinstance(analysis, (list, tuple)):
-        analysis = analysis[0]
-    return float(analysis["flops"])
-
-
-def timed(fn, repeats: int) -> list[float]:
-    """Seconds of ``repeats`` calls of ``fn`` after one untimed warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return times
-
-
-def matmul_peak(n: int = 2048, repeats: int = 10) -> dict:
-    """Median f32 FLOP/s of a jitted n^3 matmul (the denominator of MFU)."""
-    key = jax.random.key(0)
-    a = jax.random.normal(key, (n, n), jnp.float32)
-    b = jax.random.normal(jax.random.fold_in(key, 1), (n, n), jnp.float32)
-    f = jax.jit(lambda x, y: x @ y)
-    times = timed(lambda: f(a, b).block_until_ready(), repeats)
-    flops = 2.0 * n**3
-    return {
-        "n": n,
-        "gflops_median": flops / statistics.median(times) / 1e9,
-        "gflops_best": flops / min(times) / 1e9,
-        "seconds": times,
-    }
-
-
 class Forward:
     """One network as a jitted pure function of its state, compiled once per input size."""
 
-    def __init__(self, network):
-        graphdef, self.state = nnx.split(network)
-        # graphdef is static (closed over); the state and the arrays are arguments.
-        self.fn = jax.jit(lambda state, x, params: nnx.merge(graphdef, state)(x, params))
+    def __init__(self, network, kernels: str = "auto"):
+        self.fn, self.state = common.jitted_network(network, kernels)
         self.executables: dict[int, tuple] = {}  # size -> (compiled, compile seconds)
 
     def compiled(self, size: int, x, params):
@@ -237,45 +111,35 @@ class Forward:
 
 
 def time_ours(forward: Forward, norm_params, size: int, repeats: int) -> dict:
-    x = jnp.asarray(random_image(size))
+    x = jnp.asarray(common.random_image(size))
     params = jax.tree.map(jnp.asarray, norm_params)
     compiled, compile_s = forward.compiled(size, x, params)
-    times = timed(lambda: compiled(forward.state, x, params).block_until_ready(), repeats)
-    return {"compile_s": compile_s, "seconds": times, "median_s": statistics.median(times), "flops": flops_of(compiled)}
+    times = common.timed(lambda: compiled(forward.state, x, params).block_until_ready(), repeats)
+    return {"compile_s": compile_s, "seconds": times, "median_s": statistics.median(times),
+            "flops": common.flops_of(compiled)}
 
 
 def model_flops(network, norm_params, size: int) -> float:
     """FLOPs of the network as published: XLA convolutions, upsampling unfused.
 
-    XLA's cost analysis of the lowered (not compiled) plain formulation, so
-    that MFU does not depend on how our CPU code rearranges the work.
+    XLA's cost analysis of the lowered (not compiled) plain formulation
+    (``cpu_conv.kernels("xla")``), so that MFU does not depend on how the CPU
+    kernels rearrange the work.
     """
-    from arbitrary_style.models.layers import Conv2d
-
-    plain = nnx.clone(network)
-    for _, node in nnx.iter_graph(plain):
-        if isinstance(node, Conv2d):
-            node.implementation, node.banded = "xla", False
-    graphdef, state = nnx.split(plain)
-    fn = jax.jit(lambda state, x, params: nnx.merge(graphdef, state)(x, params))
-    lowered = fn.lower(state, jnp.asarray(random_image(size)), jax.tree.map(jnp.asarray, norm_params))
-    return flops_of(lowered)
+    fn, state = common.jitted_network(network, "xla")
+    lowered = fn.lower(state, jnp.asarray(common.random_image(size)), jax.tree.map(jnp.asarray, norm_params))
+    return common.flops_of(lowered)
 
 
 # -- TensorFlow (the Magenta-graph peer) -----------------------------------------------
 
 
 def tf_peer_info() -> dict:
-    import tf_peer
-
-    tf = tf_peer.tf()
-    return {"tensorflow": tf.__version__, "tensorflow_onednn": tf_peer.onednn_enabled()}
+    return {"tensorflow": tf_peer.tf().__version__, "tensorflow_onednn": tf_peer.onednn_enabled()}
 
 
 def time_tf_peer(tf_fn, size: int, repeats: int) -> dict:
-    import tf_peer
-
-    return {"median_s": tf_peer.time_tf(tf_fn, random_image(size), repeats) / 1e3}
+    return {"median_s": tf_peer.time_tf(tf_fn, common.random_image(size), repeats) / 1e3}
 
 
 # -- onnxruntime ----------------------------------------------------------------
@@ -293,7 +157,7 @@ def time_ort(model, feeds: dict, repeats: int) -> dict:
     t = time.perf_counter()
     session = ort_session(model)
     init_s = time.perf_counter() - t
-    times = timed(lambda: session.run(None, feeds), repeats)
+    times = common.timed(lambda: session.run(None, feeds), repeats)
     return {"init_s": init_s, "seconds": times, "median_s": statistics.median(times)}
 
 
@@ -324,7 +188,7 @@ def time_lite_onnx(model, size: int, repeats: int) -> dict:
     sized = with_input_shapes(model, {LITE_INPUT: (1, size, size, 3)})
     rng = np.random.default_rng(2)
     feeds = {
-        LITE_INPUT: random_image(size),
+        LITE_INPUT: common.random_image(size),
         LITE_EMBEDDING: rng.normal(0.0, 1.0, (1, 1, 1, 100)).astype(np.float32),
     }
     return time_ort(sized, feeds, repeats)
@@ -332,37 +196,19 @@ def time_lite_onnx(model, size: int, repeats: int) -> dict:
 
 def export_parity(network, forward: Forward, norm_params, size: int = PARITY_SIZE) -> float:
     """Max |ours - onnxruntime(export)| on one random image of side ``size``."""
-    from onnx_export import INPUT, export_transfer_network
-
-    x = random_image(size, seed=3)
+    x = common.random_image(size, seed=3)
     ours = np.asarray(forward(x, jax.tree.map(jnp.asarray, norm_params)))
-    session = ort_session(export_transfer_network(network, norm_params, (size, size)))
-    theirs = session.run(None, {INPUT: x})[0]
+    session = ort_session(onnx_export.export_transfer_network(network, norm_params, (size, size)))
+    theirs = session.run(None, {onnx_export.INPUT: x})[0]
     return float(np.max(np.abs(ours - theirs)))
 
 
 def time_export_onnx(network, norm_params, size: int, repeats: int) -> dict:
-    from onnx_export import INPUT, export_transfer_network
-
-    model = export_transfer_network(network, norm_params, (size, size))
-    return time_ort(model, {INPUT: random_image(size)}, repeats)
+    model = onnx_export.export_transfer_network(network, norm_params, (size, size))
+    return time_ort(model, {onnx_export.INPUT: common.random_image(size)}, repeats)
 
 
 # -- peak memory --------------------------------------------------------------------
-
-# The alpha-1 arbitrary model (Inception predictor) with random weights,
-# through Stylizer's path (the one the CLI takes; tiled above the default
-# pixel budget).
-FULL_STYLIZE = f"""
-import sys
-sys.path.insert(0, {str(HERE)!r})
-from flax import nnx
-from arbitrary_style.models import ArbitraryStyleModel
-from arbitrary_style.inference.stylizer import Stylizer, save_image
-from stylize import random_module
-model = random_module(lambda: ArbitraryStyleModel(alpha=1.0, trunk="inception_v3", rngs=nnx.Rngs(0)))
-save_image(Stylizer(model, name="alpha-1 random").stylize(sys.argv[1], sys.argv[2]), sys.argv[3])
-"""
 
 
 def write_photo(path: pathlib.Path, size: int, seed: int) -> None:
@@ -379,12 +225,13 @@ def run_measured(command: list[str], timeout: float | None = None) -> dict:
     """Wall time and peak RSS (MB) of a child process; killed (whole group) past ``timeout``."""
     time_bin = shutil.which("time") or ("/usr/bin/time" if os.path.exists("/usr/bin/time") else None)
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    # The child runs `-m experiments.benchmarks...` or `-m arbitrary_style...` from the root.
+    env["PYTHONPATH"] = os.pathsep.join([str(common.ROOT), env.get("PYTHONPATH", "")])
     full = [time_bin, "-v", *command] if time_bin else command
     t = time.perf_counter()
     # Own process group: a timeout must stop the Python child, not only `time`.
     process = subprocess.Popen(
-        full, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        full, cwd=common.ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         start_new_session=True,
     )
     try:
@@ -410,6 +257,21 @@ def run_measured(command: list[str], timeout: float | None = None) -> dict:
     return {"wall_s": wall, "peak_rss_mb": peak_mb, "timed_out": False, "measured_with": how}
 
 
+def memory_command(model: str, content: pathlib.Path, style: pathlib.Path, out: pathlib.Path) -> list[str]:
+    """The child process of one memory run: 'lite' (the CLI, magenta-lite) or 'full' (alpha 1, random)."""
+    if model == "lite":
+        return [
+            sys.executable, "-m", "arbitrary_style.stylize", str(content), "-o", str(out),
+            "--pretrained", "magenta-lite", "--style", str(style),
+        ]
+    if model == "full":
+        return [sys.executable, "-m", "experiments.benchmarks.stylize_random", str(content), str(style), str(out)]
+    raise ValueError(f"memory model must be 'lite' or 'full', got {model!r}")
+
+
+MEMORY_MODEL_NAMES = {"lite": "magenta-lite (alpha 0.25), stylize CLI", "full": "alpha 1, random weights, Stylizer"}
+
+
 def memory_runs(sizes, models, workdir: pathlib.Path, timeout: float | None = None) -> list[dict]:
     style = workdir / "style.png"
     write_photo(style, 256, seed=10)
@@ -419,64 +281,51 @@ def memory_runs(sizes, models, workdir: pathlib.Path, timeout: float | None = No
         write_photo(content, size, seed=size)
         for model in models:
             out = workdir / f"out_{model}_{size}.png"
-            if model == "lite":
-                command = [
-                    sys.executable, "-m", "arbitrary_style.stylize", str(content), "-o", str(out),
-                    "--pretrained", "magenta-lite", "--style", str(style),
-                ]
-                name = "magenta-lite (alpha 0.25), stylize CLI"
-            else:
-                command = [sys.executable, "-c", FULL_STYLIZE, str(content), str(style), str(out)]
-                name = "alpha 1, random weights, Stylizer"
-            row = {"model": name, "key": model, "size": size, **run_measured(command, timeout)}
+            command = memory_command(model, content, style, out)
+            row = {"model": MEMORY_MODEL_NAMES[model], "key": model, "size": size, **run_measured(command, timeout)}
             rows.append(row)
-            print(f"  memory {model} {size}: {fmt(row['peak_rss_mb'], '.0f')} MB, {row['wall_s']:.1f} s"
+            print(f"  memory {model} {size}: {common.fmt(row['peak_rss_mb'], '.0f')} MB, {row['wall_s']:.1f} s"
                   f"{' (timed out)' if row['timed_out'] else ''}", flush=True)
     return rows
 
 
-# -- table ----------------------------------------------------------------------
+# -- tables ----------------------------------------------------------------------
 
-
-def fmt(value, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
+LATENCY_HEADER = (
+    "network", "px", "ours ms (median)", "compile s", "model GFLOP", "MFU %", "executed GFLOP", "exec. MFU %",
+    "TF ms (median)", "ours / TF", "onnxruntime graph", "onnxruntime ms (median)", "ours / onnxruntime",
+)
 
 
 def latency_table(rows: list[dict]) -> str:
-    lines = [
-        "| network | px | ours ms (median) | compile s | model GFLOP | MFU % | executed GFLOP | exec. MFU % "
-        "| TF ms (median) | ours / TF | onnxruntime graph | onnxruntime ms (median) | ours / onnxruntime |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['network']} (alpha {r['alpha']}) | {r['size']} | {1e3 * r['ours']['median_s']:.1f} | "
-            f"{r['ours']['compile_s']:.1f} | {r['ours']['model_flops'] / 1e9:.2f} | {100 * r['mfu']:.1f} | "
-            f"{r['ours']['flops'] / 1e9:.2f} | {100 * r['executed_mfu']:.1f} | "
-            f"{fmt(r.get('tf_ms'), '.1f')} | {fmt(r.get('tf_ratio'), '.2f')} | "
-            f"{r.get('onnx_graph') or '-'} | {fmt(r.get('onnx_ms'), '.1f')} | {fmt(r.get('ratio'), '.2f')} |"
+    fmt = common.fmt
+    return common.markdown_table(LATENCY_HEADER, [
+        (
+            f"{r['network']} (alpha {r['alpha']})", r["size"], f"{1e3 * r['ours']['median_s']:.1f}",
+            f"{r['ours']['compile_s']:.1f}", f"{r['ours']['model_flops'] / 1e9:.2f}", f"{100 * r['mfu']:.1f}",
+            f"{r['ours']['flops'] / 1e9:.2f}", f"{100 * r['executed_mfu']:.1f}",
+            fmt(r.get("tf_ms"), ".1f"), fmt(r.get("tf_ratio"), ".2f"),
+            r.get("onnx_graph") or "-", fmt(r.get("onnx_ms"), ".1f"), fmt(r.get("ratio"), ".2f"),
         )
-    return "\n".join(lines)
+        for r in rows
+    ])
 
 
 def memory_table(rows: list[dict]) -> str:
-    lines = ["| model | photo | peak RSS MB | wall s |", "|---|---|---|---|"]
-    for r in rows:
-        wall = f"{r['wall_s']:.1f}" + (" (timed out)" if r.get("timed_out") else "")
-        lines.append(f"| {r['model']} | {r['size']}x{r['size']} | {fmt(r['peak_rss_mb'], '.0f')} | {wall} |")
-    return "\n".join(lines)
-
-
-def parse_sizes(text: str | None) -> tuple[int, ...] | None:
-    if text is None:
-        return None
-    return tuple(int(s) for s in text.split(",") if s.strip())
+    return common.markdown_table(("model", "photo", "peak RSS MB", "wall s"), [
+        (r["model"], f"{r['size']}x{r['size']}", common.fmt(r["peak_rss_mb"], ".0f"),
+         f"{r['wall_s']:.1f}" + (" (timed out)" if r.get("timed_out") else ""))
+        for r in rows
+    ])
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", help="comma-separated sides for both networks (default: the issue's)")
+    parser.add_argument("--sizes", help="comma-separated sides for both networks (default: lite 256,384,512,1024; "
+                                        "full 256,512,1024)")
     parser.add_argument("--networks", default="lite,full", help="lite, full or both")
+    parser.add_argument("--kernels", default="auto", choices=cpu_conv.MODES,
+                        help="cpu_conv.kernels mode of our network ('xla': the plain convolutions)")
     parser.add_argument("--repeats", type=int, default=10, help="timed warm runs per figure")
     parser.add_argument("--skip_onnx", action="store_true", help="no onnxruntime timings")
     parser.add_argument("--skip_tf", action="store_true", help="no TensorFlow timings")
@@ -490,19 +339,20 @@ def main(argv: list[str] | None = None) -> dict:
 
     repeats = 3 if args.quick else args.repeats
     networks = [n.strip() for n in args.networks.split(",") if n.strip()]
-    sizes = parse_sizes(args.sizes)
+    sizes = common.parse_sizes(args.sizes)
     result = {
-        "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
-        "command": " ".join([pathlib.Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
+        "date_utc": common.utc_now(),
+        "command": " ".join(["python -m", COMMAND, *(argv if argv is not None else sys.argv[1:])]),
         "machine": machine_info(),
-        "git": git_state(),
-        "load_average_start": load_average(),
+        "git": common.git_state(MEASURED_CODE),
+        "kernels": args.kernels,
+        "load_average_start": common.load_average(),
         "repeats": repeats,
     }
     print(json.dumps(result["machine"]), f"git {result['git']}", flush=True)
     print(f"load average (1, 5, 15 min) at start: {result['load_average_start']}", flush=True)
 
-    peak_start = matmul_peak(2048, repeats)
+    peak_start = common.matmul_peak(2048, repeats)
     print(f"f32 matmul 2048^3: {peak_start['gflops_median']:.1f} GFLOP/s (median of {repeats})", flush=True)
 
     if not args.skip_tf:
@@ -516,17 +366,14 @@ def main(argv: list[str] | None = None) -> dict:
     rows, tf_fns = [], {}
     for key in networks:
         alpha = NETWORKS[key]
-        network = random_network(alpha)
-        norm_params = random_norm_params(network)
-        forward = Forward(network)
+        network = common.random_network(alpha)
+        norm_params = common.random_norm_params(network)
+        forward = Forward(network, args.kernels)
         if key == "full" and not args.skip_onnx:
             result["export_parity_max_abs"] = export_parity(network, forward, norm_params)
             result["export_parity_size"] = PARITY_SIZE
             print(f"ONNX export parity ({PARITY_SIZE} px): max |diff| {result['export_parity_max_abs']:.2e}", flush=True)
-        tf_fn = None
         if not args.skip_tf:
-            import tf_peer
-
             tf_fn = tf_peer.build_tf_transformer(network, norm_params)
             parity = tf_peer.tf_parity(network, norm_params, PARITY_SIZE, tf_fn=tf_fn, ours=forward)
             result.setdefault("tf_parity_max_abs", {})[key] = parity
@@ -550,13 +397,13 @@ def main(argv: list[str] | None = None) -> dict:
             print(
                 f"  {key} {size}px: ours {1e3 * ours['median_s']:.1f} ms (compile {ours['compile_s']:.1f} s), "
                 f"{ours['model_flops'] / ours['median_s'] / 1e9:.1f} model GFLOP/s, "
-                f"onnxruntime {fmt(row.get('onnx_ms'), '.1f')} ms",
+                f"onnxruntime {common.fmt(row.get('onnx_ms'), '.1f')} ms",
                 flush=True,
             )
     # TensorFlow last, after every JAX and onnxruntime figure: its thread
-    # pool outlives a call. With TF timed between our sizes, an earlier run
-    # of this script gave our lite network 126 ms at 384 px, against 80 ms
-    # for the same code in an A/B harness without TF.
+    # pool outlives a call. With TF timed between our sizes, a run on
+    # 2026-11-23 gave our lite network 126 ms at 384 px, against 80 ms for
+    # the same code timed without TF in the process.
     for row in rows:
         if row["network"] in tf_fns:
             row["tf"] = time_tf_peer(tf_fns[row["network"]], row["size"], repeats)
@@ -566,7 +413,7 @@ def main(argv: list[str] | None = None) -> dict:
     # The peak again after the latency runs: on a shared machine either
     # measurement can be slowed by other jobs, and MFU is taken against the
     # higher (less disturbed) median so that it is not inflated.
-    peak_end = matmul_peak(2048, repeats)
+    peak_end = common.matmul_peak(2048, repeats)
     peak = max(peak_start, peak_end, key=lambda p: p["gflops_median"])
     result["matmul_peak_start"], result["matmul_peak_end"] = peak_start, peak_end
     result["matmul_peak_gflops"] = peak["gflops_median"]
@@ -579,9 +426,10 @@ def main(argv: list[str] | None = None) -> dict:
     if not args.skip_memory:
         with tempfile.TemporaryDirectory() as tmp:
             models = [m.strip() for m in args.memory_models.split(",") if m.strip()]
-            result["memory"] = memory_runs(parse_sizes(args.memory_sizes), models, pathlib.Path(tmp), args.memory_timeout)
-    result["load_average_end"] = load_average()
-    result["git_end"] = git_state()
+            result["memory"] = memory_runs(common.parse_sizes(args.memory_sizes), models, pathlib.Path(tmp),
+                                           args.memory_timeout)
+    result["load_average_end"] = common.load_average()
+    result["git_end"] = common.git_state(MEASURED_CODE)
 
     print()
     print(

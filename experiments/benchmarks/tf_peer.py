@@ -1,12 +1,17 @@
-r"""Our transfer network as a plain TensorFlow graph, for the stylize benchmark.
+r"""Our transfer network as a plain TensorFlow graph, the peer of the stylize-speed benchmark.
 
-    .venv/bin/python experiments/benchmarks/tf_peer.py --alpha=1 --sizes=256,512,1024 --repeats=10
+From the repository root (the oneDNN figures in experiments/benchmarks/README.md):
+
+    .venv/bin/python -m experiments.benchmarks.tf_peer --alpha=1 --sizes=256,512 --repeats=5 --onednn=on
+    .venv/bin/python -m experiments.benchmarks.tf_peer --alpha=1 --sizes=256,512 --repeats=5 --onednn=default
+
+In code (``stylize_speed`` times it this way):
 
     fn = build_tf_transformer(network, norm_params)   # a tf.function
     stylized = fn(tf.constant(image))                  # [1, H, W, 3] -> [1, H, W, 3]
 
-Why: the issue asks us to compare with "Magenta's TensorFlow graph, batch 1".
-That graph (image_stylization/model.py ``transform`` and model_util.py) is
+Why: the reference runtime for this network is Magenta's TensorFlow graph at
+batch 1. That graph (image_stylization/model.py ``transform`` and model_util.py) is
 nothing but plain TF ops: reflect ``tf.pad``, ``conv2d`` VALID without bias,
 slim batch norm (contract layers of the arbitrary model) or a conditional
 instance norm (``tf.nn.moments`` + ``tf.nn.batch_normalization`` with the
@@ -19,38 +24,39 @@ runtimes on the same network, the same weights and the same machine.
 It is a ``tf.function`` with ``jit_compile=False``: TensorFlow's own kernels
 run (graph optimisations by Grappler, no XLA), as they would for Magenta's
 graph. oneDNN: TensorFlow turns its oneDNN kernels on by default only on some
-x86 CPUs (recent Intel ones); elsewhere (e.g. the AMD EPYC this was written
-on) it uses its Eigen kernels unless ``TF_ENABLE_ONEDNN_OPTS=1`` is set before
-TensorFlow is imported. ``--onednn`` chooses (default: as TensorFlow decides)
-and ``onednn_enabled()`` reports what ran; on that 2-core machine, shared and
-under ``nice``, oneDNN ran 4-6x slower than the default kernels at 128 px, so
-time both before picking one. GPUs are hidden from TensorFlow, as everywhere
+x86 CPUs (recent Intel ones); elsewhere (e.g. the AMD EPYC of the README's
+figures) it uses its Eigen kernels unless ``TF_ENABLE_ONEDNN_OPTS=1`` is set
+before TensorFlow is imported. ``--onednn`` chooses (default: as TensorFlow
+decides) and ``onednn_enabled()`` reports what ran; on that CPU oneDNN ran
+about 4x slower than the default kernels (the commands above), so time both
+before picking one. GPUs are hidden from TensorFlow, as everywhere
 in this project (``arbitrary_style.data._tf``): JAX owns them.
 
 ``tf_parity`` compares the graph's output with our module's on a small image
-before any timing: max |diff| ~2e-6 with unit-gain random weights
-(tests/test_tf_peer.py), ~1e-4 with the benchmark's N(0, 0.01) ones, whose
-shrinking activations make the instance norms amplify float32 rounding (ours,
-onnxruntime and TF then differ from each other by that much). ``time_tf``
-gives the median latency like the benchmark's onnxruntime figures.
+before any timing: max |diff| ~1e-4 with the benchmark's N(0, 0.01) weights,
+whose shrinking activations make the instance norms amplify float32 rounding
+(ours, onnxruntime and TF then differ from each other by that much).
+tests/test_tf_peer.py checks the graph against Magenta's own ``transform``
+with the same weights. ``time_tf`` gives the median latency like the
+benchmark's onnxruntime figures.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import pathlib
 import statistics
 import sys
-import time
 from collections.abc import Mapping
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from arbitrary_style.models.layers import get_module
 from arbitrary_style.models.transformer import CONDITIONAL_NORM_EPSILON
+from experiments.benchmarks import common
 
-HERE = pathlib.Path(__file__).resolve().parent
 PARITY_SIZE = 64
 ONEDNN_ENV = "TF_ENABLE_ONEDNN_OPTS"
 
@@ -186,13 +192,9 @@ def build_tf_transformer(
     return tf_.function(forward, jit_compile=False, autograph=False)
 
 
-def ours_fn(network):
-    """Our network as a jitted pure function of (state, images, norm_params)."""
-    import jax
-    from flax import nnx
-
-    graphdef, state = nnx.split(network)
-    fn = jax.jit(lambda state, x, params: nnx.merge(graphdef, state)(x, params))
+def ours_fn(network, kernels: str = "auto"):
+    """Our network as a jitted ``ours(images, norm_params)`` (``common.jitted_network``)."""
+    fn, state = common.jitted_network(network, kernels)
     return lambda x, params: fn(state, x, params)
 
 
@@ -207,10 +209,7 @@ def tf_parity(
       ours: an already jitted ``ours(images, norm_params)`` of ``network``
         (``ours_fn(network)`` when None), so a caller's compiled network is reused.
     """
-    import jax
-    import jax.numpy as jnp
-
-    x = np.random.default_rng(seed).random((1, size, size, 3), dtype=np.float32)
+    x = common.random_image(size, seed)
     ours = np.asarray((ours or ours_fn(network))(jnp.asarray(x), jax.tree.map(jnp.asarray, dict(norm_params))))
     if tf_fn is None:
         tf_fn = build_tf_transformer(network, norm_params)
@@ -228,13 +227,7 @@ def time_tf(fn, image, repeats: int) -> float:
     benchmark's onnxruntime timings (TF on CPU has returned by then anyway).
     """
     x = tf().constant(np.asarray(image, np.float32))
-    fn(x).numpy()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn(x).numpy()
-        times.append(time.perf_counter() - t)
-    return 1e3 * statistics.median(times)
+    return 1e3 * statistics.median(common.timed(lambda: fn(x).numpy(), repeats))
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -249,13 +242,9 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     tf({"default": None, "on": True, "off": False}[args.onednn])
 
-    # Random weights, beta/gamma and batch-norm statistics, as in the
-    # stylize benchmark (imported here, not at the top: stylize imports us).
-    sys.path.insert(0, str(HERE))
-    from stylize import random_network, random_norm_params
-
-    network = random_network(args.alpha)
-    norm_params = random_norm_params(network)
+    # Random weights, beta/gamma and batch-norm statistics, as in stylize_speed.
+    network = common.random_network(args.alpha)
+    norm_params = common.random_norm_params(network)
     fn = build_tf_transformer(network, norm_params)
     result = {
         "tensorflow": tf().__version__,
@@ -271,8 +260,7 @@ def main(argv: list[str] | None = None) -> dict:
         flush=True,
     )
     for size in (int(s) for s in args.sizes.split(",") if s.strip()):
-        image = np.random.default_rng(0).random((1, size, size, 3), dtype=np.float32)
-        result["median_ms"][size] = time_tf(fn, image, args.repeats)
+        result["median_ms"][size] = time_tf(fn, common.random_image(size), args.repeats)
         print(f"  {size}px: TF {result['median_ms'][size]:.1f} ms (median of {args.repeats})", flush=True)
     return result
 

@@ -1,6 +1,6 @@
 r"""Scores, grids and loss curves of every checkpoint of a from-scratch run.
 
-    python experiments/from_scratch/analyze.py --workdir=workdirs/from_scratch \
+    python -m experiments.from_scratch.analyze --workdir=workdirs/from_scratch \
         --out=experiments/from_scratch
 
 For a run of ``configs/nstyle_from_scratch.py`` (an N-style model from random
@@ -28,13 +28,12 @@ import numpy as np
 from absl import app, flags
 from PIL import Image
 
-from arbitrary_style.training import checkpoints, trainer
-from arbitrary_style.evaluation import scorer
 from arbitrary_style.data import demo as demo_data
-from arbitrary_style.training import observe
+from arbitrary_style.evaluation import scorer
+from arbitrary_style.training import checkpoints, observe, trainer
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file backend)
+import matplotlib.pyplot as plt  # after choosing the file backend
 
 _WORKDIR = flags.DEFINE_string("workdir", "workdirs/from_scratch", "The run's workdir.")
 _OUT = flags.DEFINE_string("out", "experiments/from_scratch", "Where figures and scores go.")

