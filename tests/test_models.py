@@ -1,5 +1,8 @@
 """Networks match docs/reference-model.md §1-§3: sizes, shapes, names, behaviour."""
 
+import functools
+import threading
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -7,7 +10,7 @@ import pytest
 from flax import nnx
 
 from arbitrary_style import models
-from arbitrary_style.models import inception, layers, transformer, vgg
+from arbitrary_style.models import cpu_conv, inception, layers, transformer, vgg
 
 
 @pytest.fixture(scope="module")
@@ -225,72 +228,141 @@ def test_transformer_layout_matches_reference_table():
     assert rows[-1].kernel_size == 9 and rows[-1].features == 3
 
 
+def _numpy_conv(x, weights, stride=1, padding="VALID", groups=1):
+    """Direct convolution in float64: a sum over kernel taps of strided windows."""
+    x, weights = np.asarray(x, np.float64), np.asarray(weights, np.float64)
+    kh, kw, cin_group, cout = weights.shape
+    if padding == "REFLECT":
+        x = np.pad(x, ((0, 0), (kh // 2, kh // 2), (kw // 2, kw // 2), (0, 0)), mode="reflect")
+    elif padding == "SAME":
+        # TensorFlow: output ceil(n / stride), the odd pixel of padding after.
+        pads = []
+        for k, n in ((kh, x.shape[1]), (kw, x.shape[2])):
+            total = max((-(-n // stride) - 1) * stride + k - n, 0)
+            pads.append((total // 2, total - total // 2))
+        x = np.pad(x, ((0, 0), *pads, (0, 0)))
+    ho, wo = (x.shape[1] - kh) // stride + 1, (x.shape[2] - kw) // stride + 1
+    cout_group = cout // groups
+    y = np.zeros((x.shape[0], ho, wo, cout))
+    for g in range(groups):
+        xg = x[..., g * cin_group : (g + 1) * cin_group]
+        outputs = slice(g * cout_group, (g + 1) * cout_group)
+        for dy in range(kh):
+            for dx in range(kw):
+                window = xg[:, dy : dy + (ho - 1) * stride + 1 : stride, dx : dx + (wo - 1) * stride + 1 : stride]
+                y[..., outputs] += window @ weights[dy, dx, :, outputs]
+    return y
+
+
+def _lax_conv(x, weights, stride=1, padding="VALID"):
+    """The convolution written directly with lax (explicit padding), for reference gradients."""
+    kh, kw = weights.shape[:2]
+    if padding == "REFLECT":
+        x = jnp.pad(x, ((0, 0), (kh // 2, kh // 2), (kw // 2, kw // 2), (0, 0)), mode="reflect")
+    return jax.lax.conv_general_dilated(
+        x, weights, (stride, stride), "SAME" if padding == "SAME" else "VALID",
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+    )
+
+
+def _convolve_and_gradients(conv, x, mode, *, upsample=False):
+    """Output and gradients (weights, input) of sum(sin(conv)) traced under ``cpu_conv.kernels(mode)``."""
+    graphdef, state = nnx.split(conv)
+
+    def apply(state, x):
+        with cpu_conv.kernels(mode):
+            c = nnx.merge(graphdef, state)
+            return c.convolve_upsampled(x) if upsample else c.convolve(x)
+
+    def loss(state, x):
+        return jnp.sum(jnp.sin(apply(state, x)))
+
+    return apply(state, x), jax.grad(loss, argnums=(0, 1))(state, x), jax.make_jaxpr(apply)(state, x)
+
+
+def _reference_gradients(conv, x, *, upsample=False):
+    """Gradients (weights, input) of sum(sin(conv)) with ``_lax_conv``, Conv2d not involved."""
+
+    def loss(weights, x):
+        if upsample:
+            x = jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
+        return jnp.sum(jnp.sin(_lax_conv(x, weights, conv.stride, conv.padding)))
+
+    return jax.grad(loss, argnums=(0, 1))(conv.weights[...], x)
+
+
+def _assert_matches_references(conv, x, mode, *, upsample=False, rtol=1e-4, atol=1e-5, grad_rtol=2e-4, grad_atol=5e-4):
+    """``conv`` under ``mode`` against the plain path, numpy (values) and lax (gradients)."""
+    y, (g_state, g_x), jaxpr = _convolve_and_gradients(conv, x, mode, upsample=upsample)
+    y_plain, (g_state_plain, g_x_plain), _ = _convolve_and_gradients(conv, x, "xla", upsample=upsample)
+    x_in = np.repeat(np.repeat(np.asarray(x), 2, axis=1), 2, axis=2) if upsample else x
+    expected = _numpy_conv(x_in, conv.weights[...], conv.stride, conv.padding, conv.groups)
+    np.testing.assert_allclose(y, expected, rtol=rtol, atol=atol)
+    np.testing.assert_allclose(y_plain, expected, rtol=rtol, atol=atol)
+    np.testing.assert_allclose(y, y_plain, rtol=rtol, atol=atol)
+    g_weights_ref, g_x_ref = _reference_gradients(conv, x, upsample=upsample)
+    for got in ((g_state.weights[...], g_x), (g_state_plain.weights[...], g_x_plain)):
+        np.testing.assert_allclose(got[0], g_weights_ref, rtol=grad_rtol, atol=grad_atol)
+        np.testing.assert_allclose(got[1], g_x_ref, rtol=grad_rtol, atol=grad_atol)
+    return jaxpr
+
+
 @pytest.mark.parametrize(
     "kernel, padding, cin, cout",
     [(9, "REFLECT", 32, 3), (3, "SAME", 16, 8), ((1, 7), "SAME", 16, 4), ((7, 1), "SAME", 16, 4), (1, "VALID", 20, 6)],
 )
-def test_taps_convolution_equals_xla(kernel, padding, cin, cout):
+def test_taps_convolution_equals_plain_and_numpy(kernel, padding, cin, cout):
     x = jnp.asarray(np.random.default_rng(5).normal(size=(2, 13, 11, cin)), jnp.float32)
-    convs = {
-        impl: layers.Conv2d(cin, cout, kernel, padding=padding, implementation=impl, rngs=nnx.Rngs(0))
-        for impl in ("xla", "taps")
-    }
-    np.testing.assert_allclose(convs["taps"](x), convs["xla"](x), rtol=1e-4, atol=1e-5)
-    assert layers.Conv2d(3, 8, 3, stride=2, rngs=nnx.Rngs(0)).implementation == "xla"
+    conv = layers.Conv2d(cin, cout, kernel, padding=padding, rngs=nnx.Rngs(0))
+    jaxpr = _assert_matches_references(conv, x, "taps")
+    # The taps kernel ran: a matmul and shifted sums, no XLA convolution.
+    assert "conv_general_dilated" not in str(jaxpr)
 
 
 @pytest.mark.parametrize("shape", [(2, 5, 7, 16), (1, 1, 1, 16), (1, 2, 3, 16)])
 def test_fused_upsample_convolution_equals_upsample_then_convolve(shape):
     x = jnp.asarray(np.random.default_rng(6).normal(size=shape), jnp.float32)
-    conv = layers.Conv2d(16, 8, 3, padding="REFLECT", implementation="taps", rngs=nnx.Rngs(0))
-    reference = conv.convolve(transformer.upsample_nearest(x)) if min(shape[1:3]) > 1 else None
-    fused = conv.convolve_upsampled(x)
-    assert fused.shape == (shape[0], 2 * shape[1], 2 * shape[2], 8)
-    if reference is not None:
-        np.testing.assert_allclose(fused, reference, rtol=1e-4, atol=1e-5)
+    conv = layers.Conv2d(16, 8, 3, padding="REFLECT", rngs=nnx.Rngs(0))
+    jaxpr = _assert_matches_references(conv, x, "taps", upsample=True)
+    assert "conv_general_dilated" not in str(jaxpr)
 
 
-def test_taps_gradients_equal_xla_gradients():
+@pytest.mark.parametrize("mode", ["taps", "auto"])
+def test_taps_gradients_equal_plain_gradients(mode):
     x = jnp.asarray(np.random.default_rng(7).normal(size=(2, 12, 10, 16)), jnp.float32)
-    grads = {}
-    for impl in ("xla", "taps"):
-        conv = layers.Conv2d(16, 4, 3, padding="REFLECT", implementation=impl, rngs=nnx.Rngs(0))
-        graphdef, state = nnx.split(conv)
-
-        def loss(state, x, graphdef=graphdef):
-            c = nnx.merge(graphdef, state)
-            return jnp.sum(c.convolve(x) ** 2) + jnp.sum(c.convolve_upsampled(x[:, :6, :5]) ** 3)
-
-        grads[impl] = jax.grad(loss, argnums=(0, 1))(state, x)
-    for a, b in zip(jax.tree.leaves(grads["xla"]), jax.tree.leaves(grads["taps"])):
-        np.testing.assert_allclose(b, a, rtol=2e-4, atol=1e-4)
-
-
-def _convolve_and_gradients(conv, x):
-    graphdef, state = nnx.split(conv)
-
-    def loss(state, x):
-        return jnp.sum(jnp.sin(nnx.merge(graphdef, state).convolve(x)))
-
-    return nnx.merge(graphdef, state).convolve(x), jax.grad(loss, argnums=(0, 1))(state, x)
+    conv = layers.Conv2d(16, 4, 3, padding="REFLECT", rngs=nnx.Rngs(0))
+    assert cpu_conv.choose_kernel(mode, (3, 3), 16, 4) == "taps"
+    _assert_matches_references(conv, x, mode, grad_rtol=2e-4, grad_atol=1e-4)
+    _assert_matches_references(conv, x[:, :6, :5], mode, upsample=True, grad_rtol=2e-4, grad_atol=1e-4)
 
 
 @pytest.mark.parametrize(
     "cin, cout, kernel, padding, size",
     [(3, 32, 9, "REFLECT", (19, 14)), (32, 3, 9, "REFLECT", (12, 13)), (3, 8, 5, "SAME", (11, 16)), (8, 3, 7, "VALID", (15, 15))],
 )
-def test_block_convolution_equals_xla(cin, cout, kernel, padding, size):
+def test_block_convolution_equals_plain_and_numpy(cin, cout, kernel, padding, size):
+    # On the CPU backend 'auto' runs these layers on 2x2 pixel blocks (with a
+    # taps inner convolution for 32->3, banded XLA for the others).
+    assert cpu_conv.choose_kernel("auto", (kernel, kernel), cin, cout, backend="cpu") == "blocks"
     x = jnp.asarray(np.random.default_rng(8).normal(size=(2, *size, cin)), jnp.float32)
-    results = {
-        impl: _convolve_and_gradients(
-            layers.Conv2d(cin, cout, kernel, padding=padding, implementation=impl, rngs=nnx.Rngs(0)), x
-        )
-        for impl in ("xla", "blocks")
-    }
-    (y_xla, g_xla), (y_blocks, g_blocks) = results["xla"], results["blocks"]
-    np.testing.assert_allclose(y_blocks, y_xla, rtol=1e-4, atol=1e-5)
-    for a, b in zip(jax.tree.leaves(g_xla), jax.tree.leaves(g_blocks)):
-        np.testing.assert_allclose(b, a, rtol=1e-4, atol=5e-4)
+    conv = layers.Conv2d(cin, cout, kernel, padding=padding, rngs=nnx.Rngs(0))
+    if jax.default_backend() == "cpu":
+        jaxpr = _assert_matches_references(conv, x, "auto")
+        # The block kernel: ceil((k - 1) / 2) + 1 taps, 4x the input and output channels.
+        taps = (kernel - 1 + 1) // 2 + 1
+        assert f"[{taps},{taps},{4 * cin},{4 * cout}]" in str(jaxpr)
+    block = functools.partial(cpu_conv.conv_by_blocks, block=cpu_conv.BLOCK_SIZE)
+    y = jax.jit(block)(_pad_for_numpy(x, kernel, padding), conv.weights[...])
+    np.testing.assert_allclose(y, _numpy_conv(x, conv.weights[...], 1, padding), rtol=1e-4, atol=1e-5)
+
+
+def _pad_for_numpy(x, kernel, padding):
+    """The stride-1 padded input of a square kernel (what Conv2d hands the kernels)."""
+    if padding == "VALID":
+        return x
+    mode = "reflect" if padding == "REFLECT" else "constant"
+    before, after = (kernel - 1) // 2, kernel // 2
+    return jnp.pad(x, ((0, 0), (before, after), (before, after), (0, 0)), mode=mode)
 
 
 @pytest.mark.parametrize(
@@ -298,31 +370,81 @@ def test_block_convolution_equals_xla(cin, cout, kernel, padding, size):
 )
 def test_banded_xla_convolution_is_the_same_function(monkeypatch, kernel, stride, padding, size):
     # Bands of 7 output pixels: many bands, the last one short.
-    monkeypatch.setattr(layers, "BAND_OUTPUT_PIXELS", 7)
+    monkeypatch.setattr(cpu_conv, "BAND_OUTPUT_PIXELS", 7)
+    kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
+    assert cpu_conv.choose_kernel("auto", (kh, kw), 4, 5, stride=stride, backend="cpu") == "bands"
     x = jnp.asarray(np.random.default_rng(9).normal(size=(2, *size, 4)), jnp.float32)
-    conv = layers.Conv2d(4, 5, kernel, stride=stride, padding=padding, implementation="xla", rngs=nnx.Rngs(0))
-    conv.banded = True
-    y_banded, g_banded = _convolve_and_gradients(conv, x)
-    assert str(jax.make_jaxpr(conv.convolve)(x)).count("conv_general_dilated") > 1
-    conv.banded = False
-    y_whole, g_whole = _convolve_and_gradients(conv, x)
-    np.testing.assert_allclose(y_banded, y_whole, rtol=1e-5, atol=1e-5)
-    for a, b in zip(jax.tree.leaves(g_whole), jax.tree.leaves(g_banded)):
-        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5)
+    conv = layers.Conv2d(4, 5, kernel, stride=stride, padding=padding, rngs=nnx.Rngs(0))
+    if jax.default_backend() == "cpu":
+        jaxpr = _assert_matches_references(conv, x, "auto", rtol=1e-5, grad_rtol=1e-5, grad_atol=1e-5)
+        assert str(jaxpr).count("conv_general_dilated") > 1
+    banded = cpu_conv.banded_xla_conv(x if padding == "VALID" else _pad_same(x, (kh, kw), stride), conv.weights[...], stride)
+    np.testing.assert_allclose(banded, _numpy_conv(x, conv.weights[...], stride, padding), rtol=1e-5, atol=1e-5)
 
 
-def test_auto_implementation_choices():
-    auto = layers.auto_implementation
+def _pad_same(x, kernel_size, stride):
+    pads = [layers.same_padding(k, stride, n) for k, n in zip(kernel_size, x.shape[1:3])]
+    return jnp.pad(x, ((0, 0), *pads, (0, 0)))
+
+
+def test_plain_convolution_is_one_xla_convolution():
+    """Outside ``cpu_conv.kernels`` every layer is one lax convolution, whatever its shape."""
+    x = jnp.zeros((1, 96, 96, 32))
+    for conv in (
+        layers.Conv2d(32, 3, 9, padding="REFLECT", rngs=nnx.Rngs(0)),
+        layers.Conv2d(32, 64, 3, stride=2, rngs=nnx.Rngs(0)),
+        layers.Conv2d(32, 32, 3, padding="REFLECT", rngs=nnx.Rngs(0)),
+    ):
+        assert cpu_conv.active_mode() == "xla"
+        assert str(jax.make_jaxpr(conv)(x)).count("conv_general_dilated") == 1
+        assert str(jax.make_jaxpr(conv.convolve_upsampled)(x)).count("conv_general_dilated") == 1
+
+
+def test_kernel_choices():
+    def auto(cin, cout, kernel, **kwargs):
+        return cpu_conv.choose_kernel("auto", kernel, cin, cout, backend="cpu", **kwargs)
+
     assert auto(3, 32, (9, 9)) == "blocks"  # alpha-1 first layer
     assert auto(32, 3, (9, 9)) == "blocks"  # alpha-1 last layer
     assert auto(3, 8, (9, 9)) == "blocks" and auto(8, 3, (9, 9)) == "blocks"  # alpha 0.25
     assert auto(128, 128, (3, 3)) == "taps"
-    assert auto(3, 64, (3, 3)) == "xla"
-    assert auto(64, 128, (3, 3), stride=2) == "xla"
-    assert auto(128, 128, (3, 3), backend="gpu") == "xla"
-    assert auto(3, 32, (9, 9), backend="gpu") == "xla"
+    assert auto(3, 64, (3, 3)) == "bands"
+    assert auto(64, 128, (3, 3), stride=2) == "bands"
+    assert auto(32, 32, (3, 3), groups=32) == "bands"
+    assert auto(16, 16, (1, 7)) == "taps"  # never blocks for a non-square kernel
+    for kernel, cin, cout in (((3, 3), 128, 128), ((9, 9), 3, 32)):
+        assert cpu_conv.choose_kernel("auto", kernel, cin, cout, backend="gpu") == "xla"
+        assert cpu_conv.choose_kernel("xla", kernel, cin, cout, backend="cpu") == "xla"
+    # 'taps' forces taps wherever stride 1 and no groups allow it, the 'auto' choice elsewhere.
+    assert cpu_conv.choose_kernel("taps", (9, 9), 3, 32, backend="cpu") == "taps"
+    assert cpu_conv.choose_kernel("taps", (3, 3), 3, 64, backend="gpu") == "taps"
+    assert cpu_conv.choose_kernel("taps", (3, 3), 64, 128, stride=2, backend="cpu") == "bands"
+    assert cpu_conv.choose_kernel("taps", (3, 3), 64, 128, stride=2, backend="gpu") == "xla"
+    assert cpu_conv.choose_kernel("taps", (3, 3), 32, 32, groups=32, backend="cpu") == "bands"
     with pytest.raises(ValueError, match="square kernel"):
-        layers.Conv2d(16, 16, (1, 7), implementation="blocks", rngs=nnx.Rngs(0))
+        cpu_conv.conv_by_blocks(jnp.zeros((1, 8, 8, 2)), jnp.zeros((1, 7, 2, 2)))
+
+
+def test_kernel_mode_is_scoped_to_its_context():
+    assert cpu_conv.active_mode() == "xla"
+    with cpu_conv.kernels("auto"):
+        assert cpu_conv.active_mode() == "auto"
+        with cpu_conv.kernels("taps"):
+            assert cpu_conv.active_mode() == "taps"
+        assert cpu_conv.active_mode() == "auto"
+        # Another thread starts from the default, whatever this one has entered.
+        seen = []
+        thread = threading.Thread(target=lambda: seen.append(cpu_conv.active_mode()))
+        thread.start()
+        thread.join()
+        assert seen == ["xla"]
+    assert cpu_conv.active_mode() == "xla"
+    with pytest.raises(RuntimeError), cpu_conv.kernels("taps"):
+        raise RuntimeError
+    assert cpu_conv.active_mode() == "xla"
+    with pytest.raises(ValueError, match="'xla', 'auto', 'taps'"), cpu_conv.kernels("blocks"):
+        pass
+    assert cpu_conv.active_mode() == "xla"
 
 
 def test_style_image_too_small_for_the_trunk_is_an_error(paper_model):
