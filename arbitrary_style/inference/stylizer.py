@@ -42,9 +42,11 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from arbitrary_style import images
+from arbitrary_style.images import load_image, resize_shorter_side, save_image  # noqa: F401  (save_image: part of this module's API)
 from arbitrary_style.inference import color, tiling
-from arbitrary_style.models import StyleModel
 from arbitrary_style.inference.tiling import pad_to_multiple  # noqa: F401  (part of this module's API)
+from arbitrary_style.models import StyleModel
 
 PRETRAINED = ("magenta", "magenta-lite")
 # Above this many pixels an image is stylized in tiles by default: at alpha 1
@@ -53,64 +55,6 @@ DEFAULT_MAX_PIXELS = 1024 * 1024
 DEFAULT_TILE = 512
 # Pixels shared by neighbouring tiles; a multiple of the network stride (4).
 DEFAULT_OVERLAP = 128
-
-
-def load_image(image) -> np.ndarray:
-    """A path, PIL image or HxWx3 array (uint8, or float in [0, 1]) -> float32 HxWx3 in [0, 1].
-
-    Files are decoded like the training data (arbitrary_style.data.decode):
-    EXIF orientation applied, any mode (grayscale, 16-bit, CMYK, palette,
-    alpha) to RGB. An unreadable file raises ``ValueError`` naming it.
-    """
-    from PIL import Image
-
-    from arbitrary_style.data.decode import UnreadableImage, decode_image
-
-    if isinstance(image, (str, os.PathLike)):
-        try:
-            with open(image, "rb") as f:
-                image = decode_image(f.read())
-        except UnreadableImage as error:
-            raise ValueError(f"cannot read image {os.fspath(image)}: {error}") from None
-    if isinstance(image, Image.Image):
-        image = np.asarray(image.convert("RGB"))
-    array = np.asarray(image)
-    if array.ndim != 3 or array.shape[-1] != 3:
-        raise ValueError(f"expected an HxWx3 image, got an array of shape {array.shape}")
-    if array.dtype == np.uint8:
-        return array.astype(np.float32) / 255.0
-    if not np.issubdtype(array.dtype, np.floating):
-        raise ValueError(f"image arrays must be uint8 or float in [0, 1], got {array.dtype}")
-    if array.size and (array.min() < 0.0 or array.max() > 1.0):
-        raise ValueError(
-            f"float images must lie in [0, 1]; got values in [{array.min():.3g}, {array.max():.3g}]"
-        )
-    return array.astype(np.float32)
-
-
-def save_image(image: np.ndarray, path: str | os.PathLike) -> None:
-    """Writes a float HxWx3 image in [0, 1] as 8-bit (rounded), format from the suffix."""
-    from pathlib import Path
-
-    from PIL import Image
-
-    array = np.clip(np.asarray(image, np.float32), 0.0, 1.0)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray((array * 255.0 + 0.5).astype(np.uint8)).save(path)
-
-
-def resize_shorter_side(image: np.ndarray, size: int) -> np.ndarray:
-    """Aspect-preserving bilinear resize (antialiased) so that min(H, W) == size."""
-    h, w = image.shape[:2]
-    scale = size / min(h, w)
-    shape = (max(1, round(h * scale)), max(1, round(w * scale)), 3)
-    return _resize(image, shape)
-
-
-def _resize(image: np.ndarray, shape) -> np.ndarray:
-    if tuple(image.shape) == tuple(shape):
-        return image
-    return np.asarray(jax.image.resize(jnp.asarray(image), shape, "bilinear", antialias=True))
 
 
 # Pure functions of (graphdef, state, arrays); the model is rebuilt inside jit.
@@ -385,14 +329,14 @@ class Stylizer:
         if strength != 1.0:
             # P(content) of the image as the network sees it (downscaled to
             # the pixel budget if larger).
-            seen = tiling.downscale_for_statistics(x, max_pixels, _resize_to)
+            seen = tiling.downscale_for_statistics(x, max_pixels, images.resize)
             norm_params = self._at_strength(norm_params, seen[None], strength)
         if tile is None and h * w <= max_pixels:
             out = np.asarray(self._transfer(self._state, jnp.asarray(padded)[None], norm_params, None))[0]
         else:
             # Instance-norm statistics of the whole image (downscaled to the
             # budget if larger), shared by every tile.
-            small = tiling.downscale_for_statistics(padded, max_pixels, _resize_to)
+            small = tiling.downscale_for_statistics(padded, max_pixels, images.resize)
             moments = self._moments(self._state, jnp.asarray(small)[None], norm_params)
             side = DEFAULT_TILE if tile is None else tile
             if overlap >= min(side, *padded.shape[:2]):
@@ -401,7 +345,7 @@ class Stylizer:
                 self._state, jnp.asarray(crop)[None], norm_params, moments
             )[0]
             out = tiling.stylize_in_tiles(run_tile, padded, tile=side, overlap=overlap, on_tile=on_tile)
-        out = _resize(out[:h, :w], original.shape)
+        out = images.resize(out[:h, :w], original.shape[:2])
         if preserve_color:
             out = color.preserve_color(original, out)
         return out
@@ -428,7 +372,3 @@ class Stylizer:
         self._need_style_images("strength (identity interpolation on the embedding)")
         own = self._norm_params(self._state, self._style_code(self._state, jnp.asarray(seen_contents)))
         return jax.tree.map(lambda o, t: (1.0 - strength) * o + strength * t, own, params)
-
-
-def _resize_to(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    return _resize(image, (*size, image.shape[-1]))
