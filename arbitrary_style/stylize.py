@@ -46,18 +46,14 @@ from collections.abc import Sequence
 from absl import app, flags, logging
 from tqdm import tqdm
 
+from arbitrary_style import command_line
+from arbitrary_style.command_line import UsageError, report_usage_error
 from arbitrary_style.data.decode import IMAGE_EXTENSIONS
 
 # Content images the CLI reads: the training folders' extensions and TIFF.
 IMAGE_SUFFIXES = IMAGE_EXTENSIONS + (".tif", ".tiff")
 OUTPUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 MODEL_FLAGS = ("workdir", "magenta_checkpoint", "pretrained")
-# A bad option; 1 is left for "some inputs failed".
-USAGE_ERROR_STATUS = 2
-
-
-class UsageError(ValueError):
-    """A bad option: reported before any work starts."""
 
 
 def define_flags(flag_values: flags.FlagValues) -> None:
@@ -109,32 +105,6 @@ def define_flags(flag_values: flags.FlagValues) -> None:
     flags.DEFINE_boolean(
         "json", False, "One JSON object per output on stdout.", flag_values=flag_values
     )
-
-
-def parse(argv: Sequence[str], flag_values: flags.FlagValues) -> list[str]:
-    """Defines the flags on ``flag_values`` and parses ``argv`` into them.
-
-    Args:
-      argv: the command line, ``argv[0]`` being the program.
-      flag_values: where the flags go.
-
-    Returns:
-      The positional arguments: content images and folders.
-
-    Raises:
-      UsageError: an unknown flag or a malformed value.
-    """
-    define_flags(flag_values)
-    try:
-        return flag_values(list(argv))[1:]
-    except flags.Error as error:
-        raise UsageError(f"{error}; --help lists the options") from None
-
-
-def report_usage_error(error: Exception) -> int:
-    """One line on stderr, no usage dump; returns the exit status."""
-    print(f"error: {error}", file=sys.stderr)
-    return USAGE_ERROR_STATUS
 
 
 def parse_floats(text: str, option: str) -> list[float]:
@@ -339,11 +309,9 @@ def stylize_inputs(
             continue
         for i, style in enumerate(styles):
             if i not in embedded:
-                embedded[i] = (
-                    stylizer.embed_style(style.style, resize=options.size)
-                    if stylizer.kind == "arbitrary"
-                    else style.style
-                )
+                # The style's code once per style (an embedding costs a
+                # predictor pass), reused for every content and strength.
+                embedded[i] = stylizer.style_code(style.style, resize=options.size)
             for strength in strengths:
                 start = time.perf_counter()
                 out = stylizer.stylize(
@@ -381,26 +349,12 @@ def stylize_inputs(
 def run(argv: Sequence[str]) -> int:
     """The command in this process: ``argv`` as on the command line (``argv[0]``: the program).
 
-    The flags go into a fresh ``flags.FlagValues``, so calls are independent of
-    each other and of ``flags.FLAGS``. Returns the exit status (see
-    ``stylize_inputs``); the compilation cache is left as the caller set it.
+    The flags go into a fresh ``flags.FlagValues`` (``command_line.run_command``),
+    so calls are independent of each other and of ``flags.FLAGS``. Returns the
+    exit status (see ``stylize_inputs``); the compilation cache is left as the
+    caller set it.
     """
-    options = flags.FlagValues()
-    try:
-        paths = parse(argv, options)
-    except UsageError as error:
-        return report_usage_error(error)
-    return stylize_inputs(options, paths)
-
-
-def parse_command_line(argv: list[str]) -> list[str]:
-    """``app.run``'s flags parser: the flags go on ``flags.FLAGS``, where absl's
-    --help finds them; a bad one exits with one line (absl would print the
-    whole usage)."""
-    try:
-        return argv[:1] + parse(argv, flags.FLAGS)
-    except UsageError as error:
-        sys.exit(report_usage_error(error))
+    return command_line.run_command(argv, define_flags, stylize_inputs)
 
 
 def main(argv: list[str]) -> int:
@@ -412,4 +366,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    app.run(main, flags_parser=parse_command_line)
+    app.run(main, flags_parser=command_line.flags_parser(define_flags))

@@ -228,7 +228,7 @@ def nstyle_workdir(tmp_path_factory):
 
 def test_nstyle_stylizer_indices_blends_any_size(nstyle_workdir):
     s = Stylizer.from_workdir(nstyle_workdir)
-    assert s.kind == "nstyle" and s.num_styles == 3
+    assert not s.takes_style_images and s.num_styles == 3 and s.bottleneck_dim is None
     content = photo(37, 29, 7)
     outs = [s.stylize(content, i) for i in range(3)]
     assert all(o.shape == (37, 29, 3) for o in outs)

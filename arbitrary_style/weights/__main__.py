@@ -14,15 +14,11 @@ from collections.abc import Sequence
 
 from absl import app, flags
 
+from arbitrary_style import command_line
+from arbitrary_style.command_line import UsageError, report_usage_error
 from arbitrary_style.weights.cache import FILES, cache_dir, download, local_files
 
 COMMANDS = ("list", "download")
-# A bad command line; 1 is left for a failed download.
-USAGE_ERROR_STATUS = 2
-
-
-class UsageError(ValueError):
-    """A bad command line: reported before any work starts."""
 
 
 def define_flags(flag_values: flags.FlagValues) -> None:
@@ -30,26 +26,6 @@ def define_flags(flag_values: flags.FlagValues) -> None:
     flags.DEFINE_boolean(
         "force", False, "download: fetch even if the file is present.", flag_values=flag_values
     )
-
-
-def parse(argv: Sequence[str], flag_values: flags.FlagValues) -> list[str]:
-    """Defines the flags on ``flag_values``, parses ``argv`` (``argv[0]``: the
-    program) into them and returns the positional arguments (command, names).
-
-    Raises:
-      UsageError: an unknown flag or a malformed value.
-    """
-    define_flags(flag_values)
-    try:
-        return flag_values(list(argv))[1:]
-    except flags.Error as error:
-        raise UsageError(f"{error}; --help lists the options") from None
-
-
-def report_usage_error(error: Exception) -> int:
-    """One line on stderr, no usage dump; returns the exit status."""
-    print(f"error: {error}", file=sys.stderr)
-    return USAGE_ERROR_STATUS
 
 
 def check_command(options: flags.FlagValues, words: Sequence[str]) -> None:
@@ -101,25 +77,11 @@ def weights_command(options: flags.FlagValues, words: Sequence[str]) -> int:
 def run(argv: Sequence[str]) -> int:
     """The command in this process: ``argv`` as on the command line (``argv[0]``: the program).
 
-    The flags go into a fresh ``flags.FlagValues``, so calls are independent of
-    each other and of ``flags.FLAGS``. Returns the exit status.
+    The flags go into a fresh ``flags.FlagValues`` (``command_line.run_command``),
+    so calls are independent of each other and of ``flags.FLAGS``.
+    Returns the exit status.
     """
-    options = flags.FlagValues()
-    try:
-        words = parse(argv, options)
-    except UsageError as error:
-        return report_usage_error(error)
-    return weights_command(options, words)
-
-
-def parse_command_line(argv: list[str]) -> list[str]:
-    """``app.run``'s flags parser: the flags go on ``flags.FLAGS``, where absl's
-    --help finds them; a bad one exits with one line (absl would print the
-    whole usage)."""
-    try:
-        return argv[:1] + parse(argv, flags.FLAGS)
-    except UsageError as error:
-        sys.exit(report_usage_error(error))
+    return command_line.run_command(argv, define_flags, weights_command)
 
 
 def main(argv: list[str]) -> int:
@@ -127,4 +89,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    app.run(main, flags_parser=parse_command_line)
+    app.run(main, flags_parser=command_line.flags_parser(define_flags))
