@@ -44,7 +44,7 @@ def main(argv):
     compilation_cache.enable()  # before anything compiles
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    from arbitrary_style.evaluation import evaluator
+    from arbitrary_style.evaluation import evaluator, pairs as eval_pairs
 
     try:
         evaluator.run(
@@ -55,7 +55,7 @@ def main(argv):
             config=_CONFIG.value,
             output=_OUTPUT.value,
         )
-    except (FileNotFoundError, evaluator.EvaluationInputError) as e:
+    except (FileNotFoundError, eval_pairs.EvaluationInputError) as e:
         # Bad input, not a bug: the message names what is missing; no traceback.
         raise app.UsageError(str(e)) from e
 

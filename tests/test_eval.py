@@ -17,7 +17,7 @@ import sys
 import numpy as np
 import pytest
 
-from arbitrary_style.evaluation import evaluator
+from arbitrary_style.evaluation import evaluator, pairs as eval_pairs
 from arbitrary_style.training.observe import NullWriter
 from conftest import ROOT, load_config
 
@@ -137,16 +137,16 @@ def assert_same_rows(a: bytes, b: bytes):
 
 
 def test_pair_list_is_exact_distinct_and_balanced():
-    pairs = evaluator.pair_indices(48, 8, 6)
+    pairs = eval_pairs.pair_indices(48, 8, 6)
     assert len({tuple(p) for p in pairs}) == 48  # all 8 x 6 pairs
-    pairs = evaluator.pair_indices(24, 4, 6)  # gcd 2: the shift reaches the other class
+    pairs = eval_pairs.pair_indices(24, 4, 6)  # gcd 2: the shift reaches the other class
     assert len({tuple(p) for p in pairs}) == 24
-    pairs = evaluator.pair_indices(18, 4, 6)
+    pairs = eval_pairs.pair_indices(18, 4, 6)
     assert np.bincount(pairs[:, 1]).tolist() == [3] * 6
-    np.testing.assert_array_equal(evaluator.pair_indices(18, 4, 6), pairs)  # fixed
+    np.testing.assert_array_equal(eval_pairs.pair_indices(18, 4, 6), pairs)  # fixed
     with pytest.raises(ValueError, match="num_pairs=25 exceeds the 24 distinct"):
-        evaluator.pair_indices(25, 4, 6)
-    batches = evaluator.padded_batches(5, 2)
+        eval_pairs.pair_indices(25, 4, 6)
+    batches = eval_pairs.padded_batches(5, 2)
     assert [m.tolist() for _, m in batches] == [[True, True], [True, True], [True, False]]
     assert sum(int(m.sum()) for _, m in batches) == 5
 
@@ -227,7 +227,7 @@ def test_style_set_with_fewer_images_than_asked():
     config = smoke_config(num_styles=7)
     with pytest.raises(ValueError, match=r"unobserved style set .* has 6 readable images; "
                                          r"config.eval.num_styles asks for 7"):
-        evaluator.EvalData(config, ("observed", "unobserved"))
+        eval_pairs.EvalData(config, ("observed", "unobserved"))
     config = smoke_config(num_contents=9)  # the demo has 8 photos
     with pytest.raises(ValueError, match="asks for 9 content images .* only 8"):
-        evaluator.EvalData(config, ("observed",))
+        eval_pairs.EvalData(config, ("observed",))

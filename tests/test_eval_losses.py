@@ -21,7 +21,7 @@ from conftest import load_config
 from flax import nnx
 
 from arbitrary_style import losses, models
-from arbitrary_style.evaluation import evaluator
+from arbitrary_style.evaluation import evaluator, pairs as eval_pairs
 
 SETS = ("observed", "unobserved")
 
@@ -31,7 +31,7 @@ def scored(tmp_path_factory):
     config = load_config("demo", "smoke")
     model = models.build_model(config.model, rngs=nnx.Rngs(config.seed))
     vgg = evaluator.build_loss_network(config)  # smoke: a random VGG-19
-    data = evaluator.EvalData(config, SETS)
+    data = eval_pairs.EvalData(config, SETS)
     out = tmp_path_factory.mktemp("eval")
     evaluator.evaluate(config, model, vgg, step=0, out_dir=out, data=data, progress=False)
     rows = {which: list(csv.DictReader((out / f"{which}.csv").open())) for which in SETS}
