@@ -54,7 +54,7 @@ def base_config() -> ml_collections.ConfigDict:
     config.optimizer = ml_collections.ConfigDict(
         # Adam as in Ghiasi et al. 2017 (1e-3, 0.9, 0.999) in the form of the
         # reference's tf.compat.v1.train.AdamOptimizer (eps 1e-8 added to the
-        # uncorrected sqrt(v); trainer.scale_by_tf_adam), not optax.adam's.
+        # uncorrected sqrt(v); training/optim.py scale_by_tf_adam), not optax.adam's.
         dict(learning_rate=1e-3, b1=0.9, b2=0.999, eps=1e-8)
     )
     config.weights = ml_collections.ConfigDict(
@@ -100,10 +100,11 @@ def base_config() -> ml_collections.ConfigDict:
             max_checkpoints_to_keep=3,
             tensorboard=True,  # event files under <workdir>/tensorboard (process 0)
             eval_every=0,  # periodic evaluation hook (trainer.maybe_evaluate); 0: off
-            # Convolutions while training: 'auto' (each layer's own choice,
-            # models/layers.py auto_implementation), or 'xla', 'taps' for all
-            # layers that allow it (see trainer.set_conv_implementation).
-            conv_implementation="auto",
+            # Convolution kernels of the train step, evaluation and previews
+            # (models/cpu_conv.py): 'auto' (on a CPU backend, the kernel
+            # measured fastest for each layer shape; plain XLA elsewhere),
+            # 'xla' (plain XLA everywhere), 'taps' (taps wherever a layer allows).
+            cpu_conv_kernels="auto",
         )
     )
     config.data = data_config()

@@ -68,13 +68,23 @@ def fake_data(monkeypatch):
     install_fake_data(monkeypatch.setattr)
 
 
-def load_config(name: str, arg: str | None = "smoke", **train):
-    """configs/<name>.py's variant with ``config.train`` fields overridden."""
+def experiment_config(name: str, arg: str | None = None):
+    """``configs/<name>.py``'s ``get_config(arg)``: the one way tests load a config.
+
+    The config file is executed as ml_collections' ``config_flags`` does for
+    ``--config=configs/<name>.py:<arg>``.
+    """
     path = ROOT / "configs" / f"{name}.py"
     spec = importlib.util.spec_from_file_location(f"config_{name}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    config = module.get_config(arg)
+    return module.get_config(arg)
+
+
+def load_config(name: str, arg: str | None = "smoke", **train):
+    """``experiment_config(name, arg)`` (the smoke variant by default) with quiet,
+    fast ``config.train`` defaults and the given fields overridden."""
+    config = experiment_config(name, arg)
     # Quiet, fast defaults for tests; each test states what it needs.
     defaults = dict(tensorboard=False, image_every=0, log_every=1000, checkpoint_every=1000)
     for key, value in (defaults | train).items():
@@ -121,14 +131,6 @@ def run_python(code: str, *, timeout: float = 300, **env: str) -> subprocess.Com
     if result.returncode:
         raise AssertionError(f"subprocess failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result
-
-
-def load_module(path: pathlib.Path, name: str):
-    """A script that is not a package module (experiments/benchmarks/*.py), imported by path."""
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def leaves(tree) -> list[np.ndarray]:

@@ -1,6 +1,5 @@
 """Every config file loads, its smoke variant runs a jitted forward and loss on CPU."""
 
-import importlib.util
 import pathlib
 import subprocess
 import sys
@@ -8,6 +7,7 @@ import sys
 import jax
 import jax.numpy as jnp
 import pytest
+from conftest import experiment_config
 from flax import nnx
 
 from arbitrary_style import losses, models, summary
@@ -16,31 +16,24 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 CONFIG_FILES = sorted((ROOT / "configs").glob("*.py"))
 
 
-def load_config(path: pathlib.Path, arg: str | None = None):
-    spec = importlib.util.spec_from_file_location(f"config_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config(arg)
-
-
 def test_there_are_configs():
     assert {p.stem for p in CONFIG_FILES} >= {"pbn_dtd", "demo", "nstyle"}
 
 
 @pytest.mark.parametrize("path", CONFIG_FILES, ids=lambda p: p.stem)
 def test_config_loads_locked_with_command_in_docstring(path):
-    config = load_config(path)
+    config = experiment_config(path.stem)
     assert config.is_locked
     source = path.read_text()
     assert f"--config=configs/{path.name}" in source.split('"""')[1].split("\n\n")[1]
     with pytest.raises(AttributeError):
         config.model.alphaa = 2  # locked configs catch typos
     with pytest.raises(ValueError, match="smoke"):
-        load_config(path, "nonexistent")
+        experiment_config(path.stem, "nonexistent")
 
 
 def test_pbn_dtd_follows_the_reference():
-    config = load_config(ROOT / "configs" / "pbn_dtd.py")
+    config = experiment_config("pbn_dtd")
     assert config.model.kind == "arbitrary" and config.model.alpha == 1.0
     assert config.model.predictor == "inception_v3" and config.model.bottleneck_dim == 100
     assert config.loss.network == "vgg16" and config.loss.pooling == "avg"
@@ -53,7 +46,7 @@ def test_pbn_dtd_follows_the_reference():
 
 
 def test_nstyle_follows_turi_create():
-    config = load_config(ROOT / "configs" / "nstyle.py")
+    config = experiment_config("nstyle")
     assert config.model.kind == "nstyle"
     assert dict(config.loss.style_weights) == {f"conv{i}": 1e-4 for i in (1, 2, 3, 4)}
     assert dict(config.loss.content_weights) == {"conv3": 1.0}
@@ -63,7 +56,7 @@ def test_nstyle_follows_turi_create():
 
 @pytest.mark.parametrize("path", CONFIG_FILES, ids=lambda p: p.stem)
 def test_smoke_variant_jitted_forward_and_loss(path):
-    config = load_config(path, "smoke")
+    config = experiment_config(path.stem, "smoke")
     model = models.build_model(config.model, rngs=nnx.Rngs(0))
     vgg = models.build_loss_network(config.loss, rngs=nnx.Rngs(1))
     weights = losses.LossWeights.from_config(config.loss)
@@ -86,7 +79,7 @@ def test_smoke_variant_jitted_forward_and_loss(path):
 
 
 def test_unknown_part_names_fail_with_valid_list():
-    config = load_config(ROOT / "configs" / "pbn_dtd.py", "smoke")
+    config = experiment_config("pbn_dtd", "smoke")
     with config.unlocked():
         config.loss.network = "alexnet"
     with pytest.raises(ValueError, match="vgg16, vgg19"):
@@ -98,7 +91,7 @@ def test_unknown_part_names_fail_with_valid_list():
 
 
 def test_summary_prints_reference_numbers():
-    config = load_config(ROOT / "configs" / "pbn_dtd.py")
+    config = experiment_config("pbn_dtd")
     counts = summary.summarize(config)
     assert counts["transformer"] == 1_674_656
     assert counts["style_heads"] == 278_558

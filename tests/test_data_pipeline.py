@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from conftest import experiment_config
 
 from arbitrary_style import data
 from arbitrary_style.config import base_config
@@ -127,9 +128,7 @@ def test_mismatched_weights_are_an_error():
 
 
 def test_nstyle_uniform_ids_and_fixed_style_images():
-    from configs.nstyle import get_config
-
-    config = get_config("smoke")  # demo styles, num_styles=3, 64 px, batch 2
+    config = experiment_config("nstyle", "smoke")  # demo styles, num_styles=3, 64 px, batch 2
     assert data.num_styles(config) == len(demo.style_images("train"))
     table = data.style_set(config, "observed")
     assert table.shape == (3, 64, 64, 3)

@@ -6,7 +6,7 @@ import numpy as np
 import optax
 from conftest import load_config
 
-from arbitrary_style.training import trainer
+from arbitrary_style.training import optim
 
 STEPS = 5
 
@@ -39,7 +39,7 @@ def test_tf_adam_steps_match_numpy():
     gradients = [scales * rng.normal(1.0, 0.5, size=6) for _ in range(STEPS)]
     expected = tf_adam_numpy(params, gradients, o.learning_rate, o.b1, o.b2, o.eps)
 
-    optimizer = trainer.make_optimizer(config)
+    optimizer = optim.make_optimizer(config)
     ours = jnp.asarray(params, jnp.float32)
     state = optimizer.init(ours)
     update = jax.jit(optimizer.update)
@@ -69,7 +69,7 @@ def test_tf_adam_state_is_optax_adams():
     config = load_config("pbn_dtd")
     o = config.optimizer
     params = {"a": jnp.ones((3,)), "b": {"c": jnp.zeros((2, 2))}}
-    ours = trainer.make_optimizer(config).init(params)
+    ours = optim.make_optimizer(config).init(params)
     adam = optax.inject_hyperparams(optax.adam)(
         learning_rate=o.learning_rate, b1=o.b1, b2=o.b2, eps=o.eps
     ).init(params)

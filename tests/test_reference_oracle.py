@@ -22,7 +22,7 @@ model, which has no reader, gets them by name. Compared, in float32:
 
 * inference: stylized images and the 100-d bottleneck at two sizes (1e-5);
 * every loss term of both ``total_loss`` functions (1e-5);
-* one training step (``trainer.make_train_step``) of each model: loss terms,
+* one training step (``step_lib.make_train_step``) of each model: loss terms,
   the gradient of every trainable variable, the batch-norm moving averages
   and the parameters after one Adam step (tolerances at each check, with the
   float32 limits that set them).
@@ -57,10 +57,16 @@ from conftest import load_config
 from flax import nnx
 
 from arbitrary_style import losses
-from arbitrary_style.training import trainer
 from arbitrary_style.models.layers import checkpoint_path
+from arbitrary_style.training import networks, optim
+from arbitrary_style.training import step as step_lib
 from arbitrary_style.weights import load_loss_network, load_magenta_checkpoint
-from arbitrary_style.weights.core import NameTable, WeightSource, load_into, module_variables
+from arbitrary_style.weights.core import (
+    NameTable,
+    WeightSource,
+    load_into,
+    module_variables,
+)
 
 BATCH = 2
 SEED = 0
@@ -330,25 +336,25 @@ def arbitrary_config(vgg_prefix):
 
 
 def our_train_step(config, model, vgg, batch, rename=tf_name):
-    """One ``trainer.make_train_step`` step from ``model``'s values, built as ``trainer.setup`` does.
+    """One ``step_lib.make_train_step`` step from ``model``'s values, built as ``trainer.setup`` does.
 
     Returns (loss terms, named values after the step, named gradients).
     """
     trainable = model.trainable_filter(config.train)
     graphdef, params, batch_stats, frozen = nnx.split(model, trainable, nnx.BatchStat, ...)
     loss_graphdef, loss_state = nnx.split(vgg)
-    optimizer = trainer.make_optimizer(config)
-    term_names = trainer.loss_term_names(config)
+    optimizer = optim.make_optimizer(config)
+    term_names = step_lib.loss_term_names(config)
     state = {
         "step": jnp.zeros((), jnp.int32),
         "params": params,
         "batch_stats": batch_stats,
         "frozen": frozen,
         "opt_state": optimizer.init(params),
-        "guard": trainer.empty_guard(len(term_names)),
+        "guard": step_lib.empty_guard(len(term_names)),
     }
     weights = losses.LossWeights.from_config(config.loss)
-    step = jax.jit(trainer.make_train_step(graphdef, loss_graphdef, optimizer, weights, term_names))
+    step = jax.jit(step_lib.make_train_step(graphdef, loss_graphdef, optimizer, weights, term_names))
     new_state, metrics = step(state, batch, loss_state)
     # The step returns no gradients; optax's first moment after one step from
     # zero is (1 - b1) * gradient, as TF's 'm' slot: the gradient it used.
@@ -366,7 +372,7 @@ def arbitrary_ours(arbitrary_reference):
     ref = arbitrary_reference
     config = arbitrary_config(ref["vgg_prefix"])
     assert config.optimizer.b1 == ADAM_B1
-    model, vgg = trainer.build_networks(config)
+    model, vgg = networks.build_networks(config)
     load_magenta_checkpoint(ref["model_prefix"], model)
     return our_train_step(config, model, vgg, ref["batch"])
 
@@ -473,7 +479,7 @@ def test_arbitrary_loss_terms(tf, arbitrary_reference):
 def test_arbitrary_train_step_loss_and_gradients(arbitrary_reference, arbitrary_ours):
     ref = arbitrary_reference
     terms, _, gradients = arbitrary_ours
-    names = trainer.loss_term_names(arbitrary_config(ref["vgg_prefix"]))
+    names = step_lib.loss_term_names(arbitrary_config(ref["vgg_prefix"]))
     assert_terms_match({k: terms[k] for k in names}, ref["terms"], 1e-5)
     assert sorted(gradients) == ref["trained"]
     check_gradients(gradients, ref["gradients"], ref["gradient_noise"])
@@ -600,7 +606,7 @@ def test_arbitrary_adam_on_reference_gradients(arbitrary_reference):
     rounded; measured worst: one) plus 1e-6 lr for the update's own rounding.
     """
     ref = arbitrary_reference
-    optimizer = trainer.make_optimizer(arbitrary_config(ref["vgg_prefix"]))
+    optimizer = optim.make_optimizer(arbitrary_config(ref["vgg_prefix"]))
     params = {name: jnp.asarray(ref["before"][name]) for name in ref["trained"]}
     gradients = {name: jnp.asarray(ref["gradients"][name], jnp.float32) for name in ref["trained"]}
     updates, _ = jax.jit(optimizer.update)(gradients, optimizer.init(params), params)
@@ -735,7 +741,7 @@ def nstyle_model(nstyle_reference):
     """Our NStyleModel and loss network holding the reference's initial values."""
     ref = nstyle_reference
     config = nstyle_config(ref["vgg_prefix"])
-    model, vgg = trainer.build_networks(config)
+    model, vgg = networks.build_networks(config)
     ours = {name: ref["before"][nstyle_tf_name(name)] for name in module_variables(model)}
     load_into(model, WeightSource.from_arrays(ours, "Magenta N-style graph"), NameTable(rules=(("", ""),)))
     return config, model, vgg
@@ -759,7 +765,7 @@ def test_nstyle_train_step(nstyle_reference, nstyle_model):
     terms, after, gradients = our_train_step(config, model, vgg, ref["batch"], rename=nstyle_tf_name)
     # learning.total_loss has no total variation term; the config weighs it 0.
     assert float(terms["weighted/total_variation"]) == 0.0
-    names = [k for k in trainer.loss_term_names(config) if "total_variation" not in k]
+    names = [k for k in step_lib.loss_term_names(config) if "total_variation" not in k]
     assert {magenta_term(k) for k in names} == set(ref["terms"])
     assert_terms_match({k: terms[k] for k in names}, ref["terms"], 1e-5)
     assert sorted(gradients) == ref["trained"]

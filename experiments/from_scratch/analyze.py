@@ -30,7 +30,7 @@ from PIL import Image
 
 from arbitrary_style.data import demo as demo_data
 from arbitrary_style.evaluation import scorer
-from arbitrary_style.training import checkpoints, observe, trainer
+from arbitrary_style.training import checkpoints, networks, observe, trainer
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # after choosing the file backend
@@ -60,7 +60,7 @@ def main(argv):
     photos = np.tile(contents, (len(styles), 1, 1, 1))
     pair_styles = np.repeat(styles, len(contents), axis=0)
 
-    initial, loss_network = trainer.build_networks(config)
+    initial, loss_network = networks.build_networks(config)
     mngr = checkpoints.manager(workdir)
     steps = sorted(mngr.all_steps())
     mngr.close()
