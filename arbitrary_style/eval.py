@@ -44,7 +44,8 @@ def main(argv):
     compilation_cache.enable()  # before anything compiles
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    from arbitrary_style.evaluation import evaluator, pairs as eval_pairs
+    from arbitrary_style.evaluation import evaluator
+    from arbitrary_style.evaluation import pairs as eval_pairs
 
     try:
         evaluator.run(

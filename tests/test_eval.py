@@ -16,10 +16,11 @@ import sys
 
 import numpy as np
 import pytest
-
-from arbitrary_style.evaluation import evaluator, pairs as eval_pairs
-from arbitrary_style.training.observe import NullWriter
 from conftest import ROOT, load_config
+
+from arbitrary_style.evaluation import evaluator
+from arbitrary_style.evaluation import pairs as eval_pairs
+from arbitrary_style.training.observe import NullWriter
 
 SMOKE_PAIRS = 5  # configs/demo.py:smoke config.eval.num_pairs (batch 2: one padded batch)
 FILES = ("observed.csv", "unobserved.csv", "summary.json", "losses.png", "samples.png")

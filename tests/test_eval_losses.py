@@ -21,7 +21,8 @@ from conftest import load_config
 from flax import nnx
 
 from arbitrary_style import losses, models
-from arbitrary_style.evaluation import evaluator, pairs as eval_pairs
+from arbitrary_style.evaluation import evaluator
+from arbitrary_style.evaluation import pairs as eval_pairs
 
 SETS = ("observed", "unobserved")
 

@@ -21,7 +21,11 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from arbitrary_style.weights import WeightsFormatError, WeightsMismatchError, load_lite_model
+from arbitrary_style.weights import (
+    WeightsFormatError,
+    WeightsMismatchError,
+    load_lite_model,
+)
 from arbitrary_style.weights.onnx_lite import (
     float_graph,
     lite_files,

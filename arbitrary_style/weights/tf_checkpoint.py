@@ -12,7 +12,7 @@ import re
 
 import numpy as np
 
-from arbitrary_style.weights.core import NameTable, WeightSource, WeightsFormatError
+from arbitrary_style.weights.core import NameTable, WeightsFormatError, WeightSource
 
 # Variables a training checkpoint holds that no inference model uses:
 # optimiser slots and counters (Adam's m and v are '<var>/Adam', '<var>/Adam_1'),

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from arbitrary_style.weights.core import WeightSource, WeightsFormatError
+from arbitrary_style.weights.core import WeightsFormatError, WeightSource
 
 LEGACY_MAGIC_NUMBER = 0x1950A86A20F9469CFC6C  # torch/serialization.py
 LEGACY_PROTOCOL_VERSION = 1001
