@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from arbitrary_style.data import demo
+from arbitrary_style.data import _tf, demo, preprocess
 
 
 def test_content_images_are_bundled_rgb_photos():
@@ -85,8 +85,6 @@ def test_tensorflow_is_given_no_gpu(monkeypatch):
     # this holds on machines without a GPU, where TF's device list is empty anyway.
     import types
 
-    from arbitrary_style.data import _tf
-
     calls = []
     fake = types.ModuleType("tensorflow")
     fake.config = types.SimpleNamespace(
@@ -104,3 +102,15 @@ def test_tensorflow_sees_no_gpu_where_there_are_gpus():
     if not tf().config.list_physical_devices("GPU"):
         pytest.skip("no GPU on this machine: nothing to hide")
     assert tf().config.get_visible_devices("GPU") == []
+
+
+def test_square_is_the_shared_resize_and_centre_crop():
+    # The same pixels as the training pipeline's TF ops (an independent
+    # runtime): shorter side to the size, middle window, / 255.
+    photo = demo.content_images()[1]  # chelsea
+    for size in (64, 128):
+        resized = preprocess.resize_shorter_side(_tf.tf().constant(photo), size)
+        expected = preprocess.center_crop(resized, size)
+        out = demo.square(photo, size)
+        assert out.shape == (size, size, 3) and out.dtype == np.float32
+        np.testing.assert_allclose(out, expected.numpy() / 255.0, atol=1e-4)

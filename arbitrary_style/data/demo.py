@@ -28,6 +28,8 @@ import functools
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from arbitrary_style import images
+
 CONTENT_NAMES = (
     "astronaut",
     "chelsea",
@@ -47,29 +49,23 @@ _SPLIT_SEED = {"train": 1, "heldout": 2}
 
 def square(image: np.ndarray, size: int) -> np.ndarray:
     """uint8 HxWx3 -> float32 size x size x 3 in [0, 1]: shorter side resized
-    (bilinear), centre crop; the demo's grids and scores."""
-    h, w = image.shape[:2]
-    scale = size / min(h, w)
-    resized = Image.fromarray(image).resize(
-        (max(size, round(w * scale)), max(size, round(h * scale))), Image.BILINEAR
-    )
-    x = np.asarray(resized, np.float32) / 255.0
-    top = (x.shape[0] - size) // 2
-    left = (x.shape[1] - size) // 2
-    return x[top : top + size, left : left + size]
+    to ``size``, centre crop (``arbitrary_style.images``, the resize of every
+    stage); the demo's grids and scores."""
+    x = image.astype(np.float32) / 255.0
+    return images.center_crop(images.resize_shorter_side(x, size), size)
 
 
 def content_images() -> list[np.ndarray]:
     """The demo's content photos: uint8 [H, W, 3], in ``CONTENT_NAMES`` order."""
     import skimage.data
 
-    images = []
+    photos = []
     for name in CONTENT_NAMES:
         image = np.asarray(getattr(skimage.data, name)())
         if image.ndim == 2:
             image = np.repeat(image[..., None], 3, axis=-1)
-        images.append(np.ascontiguousarray(image[..., :3].astype(np.uint8)))
-    return images
+        photos.append(np.ascontiguousarray(image[..., :3].astype(np.uint8)))
+    return photos
 
 
 def style_images(split: str) -> np.ndarray:
@@ -89,12 +85,12 @@ def style_names(split: str) -> list[str]:
 
 @functools.cache
 def _style_images(split: str) -> np.ndarray:
-    images = []
+    styles = []
     for family_index, family in enumerate(FAMILIES):
         for k in range(STYLES_PER_FAMILY[split]):
             rng = np.random.default_rng([20261123, _SPLIT_SEED[split], family_index, k])
-            images.append(_GENERATORS[family](rng, STYLE_SIZE))
-    stacked = np.stack(images)
+            styles.append(_GENERATORS[family](rng, STYLE_SIZE))
+    stacked = np.stack(styles)
     stacked.setflags(write=False)
     return stacked
 

@@ -18,9 +18,11 @@ docs/reference-model.md §4):
   small-dataset recipe: centre crop (shorter side to size + 2), no
            augmentation, no random batch size: three config switches.
 
-One difference we accept: TF2's ``tf.image.resize`` uses half-pixel centres
-while TF1's ``resize_bilinear`` (align_corners=False) did not; the two differ
-by a fraction of a pixel.
+Two differences we accept, both in the resize (``arbitrary_style.images.
+resize``): TF2's ``tf.image.resize`` uses half-pixel centres while TF1's
+``resize_bilinear`` (align_corners=False) did not, a fraction of a pixel
+apart; and it antialiases when downscaling, where the reference's bilinear
+resize aliases.
 """
 
 from __future__ import annotations
@@ -51,24 +53,34 @@ def _split(seed, n):
 
 
 def resize_shorter_side(image, shorter_side):
-    """Aspect-preserving bilinear resize so that min(h, w) == shorter_side.
+    """Aspect-preserving resize so that min(h, w) == shorter_side; float32 out.
 
-    As Magenta's ``_smallest_size_at_least``: new side = rint(side * scale).
-    Returns float32 (values still in [0, 255] for uint8 input).
+    The tf.data twin of ``arbitrary_style.images.resize_shorter_side``, which
+    every other stage uses: tf.data needs TF ops, and ``shorter_side`` may be
+    a tensor drawn in the graph. Same shape rule (``images.
+    shorter_side_shape``: Magenta's ``_smallest_size_at_least`` in float32,
+    the shorter side exact) and the same filter (bilinear, half-pixel
+    centres, antialiased when downscaling: ``tf.image.resize(...,
+    antialias=True)`` is ``jax.image.resize(..., antialias=True)``'s triangle
+    filter). tests/test_images.py checks both against each other. Values stay
+    in [0, 255] for uint8 input.
     """
     tf = _tf()
     shape = tf.shape(image)
-    height = tf.cast(shape[0], tf.float32)
-    width = tf.cast(shape[1], tf.float32)
-    target = tf.cast(shorter_side, tf.float32)
-    scale = target / tf.minimum(height, width)
-    new_height = tf.maximum(tf.cast(tf.math.rint(height * scale), tf.int32), 1)
-    new_width = tf.maximum(tf.cast(tf.math.rint(width * scale), tf.int32), 1)
-    # Ensure the shorter side is exactly the target despite rounding.
-    new_height = tf.where(height <= width, tf.cast(shorter_side, tf.int32), new_height)
-    new_width = tf.where(height <= width, new_width, tf.cast(shorter_side, tf.int32))
-    resized = tf.image.resize(tf.cast(image, tf.float32), tf.stack([new_height, new_width]))
-    return resized
+    new_shape = tf.stack(shorter_side_shape(shape[0], shape[1], shorter_side))
+    return tf.image.resize(tf.cast(image, tf.float32), new_shape, antialias=True)
+
+
+def shorter_side_shape(height, width, side):
+    """``arbitrary_style.images.shorter_side_shape`` in TF ops (int32 tensors,
+    elementwise): (new height, new width)."""
+    tf = _tf()
+    height, width, side = (tf.cast(v, tf.int32) for v in (height, width, side))
+    scale = tf.cast(side, tf.float32) / tf.cast(tf.minimum(height, width), tf.float32)
+    # tf.cast truncates toward zero, as Magenta's tf.to_int32.
+    scaled_height = tf.cast(tf.cast(height, tf.float32) * scale, tf.int32)
+    scaled_width = tf.cast(tf.cast(width, tf.float32) * scale, tf.int32)
+    return tf.where(height <= width, side, scaled_height), tf.where(width <= height, side, scaled_width)
 
 
 def center_crop(image, size: int):
@@ -92,7 +104,7 @@ def augment_params(seed) -> AugmentParams:
     """Draws one example's colour/flip augmentation from a stateless seed."""
     tf = _tf()
     seeds = _split(seed, 5)
-    u = lambda s, lo, hi: tf.random.stateless_uniform([], s, minval=lo, maxval=hi)  # noqa: E731
+    u = lambda s, lo, hi: tf.random.stateless_uniform([], s, minval=lo, maxval=hi)
     return AugmentParams(
         brightness_delta=u(seeds[0], -BRIGHTNESS_MAX_DELTA, BRIGHTNESS_MAX_DELTA),
         saturation_factor=u(seeds[1], *SATURATION_RANGE),
