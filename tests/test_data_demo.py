@@ -4,16 +4,16 @@ import hashlib
 import os
 import subprocess
 import sys
+import types
 
 import numpy as np
 import pytest
+import skimage
 
 from arbitrary_style.data import _tf, demo, preprocess
 
 
 def test_content_images_are_bundled_rgb_photos():
-    import skimage
-
     data_dir = os.path.join(os.path.dirname(skimage.__file__), "data")
     shipped = set(os.listdir(data_dir))
     # Every photo is a file inside the installed wheel (nothing fetched).
@@ -83,8 +83,6 @@ def test_tensorflow_is_given_no_gpu(monkeypatch):
     # _tf.tf() must hide every GPU from TensorFlow before TF initialises them
     # (JAX owns the accelerators). A stand-in TensorFlow records the call, so
     # this holds on machines without a GPU, where TF's device list is empty anyway.
-    import types
-
     calls = []
     fake = types.ModuleType("tensorflow")
     fake.config = types.SimpleNamespace(
@@ -97,8 +95,7 @@ def test_tensorflow_is_given_no_gpu(monkeypatch):
 
 
 def test_tensorflow_sees_no_gpu_where_there_are_gpus():
-    from arbitrary_style.data._tf import tf
-
+    tf = _tf.tf
     if not tf().config.list_physical_devices("GPU"):
         pytest.skip("no GPU on this machine: nothing to hide")
     assert tf().config.get_visible_devices("GPU") == []

@@ -57,7 +57,8 @@ def square(image: np.ndarray, size: int) -> np.ndarray:
 
 def content_images() -> list[np.ndarray]:
     """The demo's content photos: uint8 [H, W, 3], in ``CONTENT_NAMES`` order."""
-    import skimage.data
+    # Deferred: scikit-image is needed only for the photos, not the styles.
+    import skimage.data  # noqa: PLC0415
 
     photos = []
     for name in CONTENT_NAMES:

@@ -104,7 +104,10 @@ def augment_params(seed) -> AugmentParams:
     """Draws one example's colour/flip augmentation from a stateless seed."""
     tf = _tf()
     seeds = _split(seed, 5)
-    u = lambda s, lo, hi: tf.random.stateless_uniform([], s, minval=lo, maxval=hi)
+
+    def u(s, lo, hi):
+        return tf.random.stateless_uniform([], s, minval=lo, maxval=hi)
+
     return AugmentParams(
         brightness_delta=u(seeds[0], -BRIGHTNESS_MAX_DELTA, BRIGHTNESS_MAX_DELTA),
         saturation_factor=u(seeds[1], *SATURATION_RANGE),
