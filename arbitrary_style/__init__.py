@@ -9,7 +9,7 @@ __all__ = ["Stylizer"]
 def __getattr__(name):
     # Lazy: `import arbitrary_style` stays light (no JAX until the API is used).
     if name == "Stylizer":
-        from arbitrary_style.inference.stylizer import Stylizer
+        from arbitrary_style.inference.stylizer import Stylizer  # noqa: PLC0415
 
         return Stylizer
     raise AttributeError(f"module 'arbitrary_style' has no attribute {name!r}")

@@ -44,8 +44,10 @@ def main(argv):
     compilation_cache.enable()  # before anything compiles
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    from arbitrary_style.evaluation import evaluator
-    from arbitrary_style.evaluation import pairs as eval_pairs
+    # Deferred until the flags have parsed: --help and a bad flag answer without
+    # loading the models and the data pipeline.
+    from arbitrary_style.evaluation import evaluator  # noqa: PLC0415
+    from arbitrary_style.evaluation import pairs as eval_pairs  # noqa: PLC0415
 
     try:
         evaluator.run(

@@ -16,10 +16,12 @@ by the training pipeline) must not load with it.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from PIL import Image
 
 
 def load_image(image) -> np.ndarray:
@@ -29,9 +31,9 @@ def load_image(image) -> np.ndarray:
     EXIF orientation applied, any mode (grayscale, 16-bit, CMYK, palette,
     alpha) to RGB. An unreadable file raises ``ValueError`` naming it.
     """
-    from PIL import Image
-
-    from arbitrary_style.data.decode import UnreadableImage, decode_image
+    # Deferred: arbitrary_style.data's __init__ loads the training pipeline
+    # (about 1 s more on top of JAX), and data.demo imports this module.
+    from arbitrary_style.data.decode import UnreadableImage, decode_image  # noqa: PLC0415
 
     if isinstance(image, (str, os.PathLike)):
         try:
@@ -57,10 +59,6 @@ def load_image(image) -> np.ndarray:
 
 def save_image(image: np.ndarray, path: str | os.PathLike) -> None:
     """Writes a float HxWx3 image in [0, 1] as 8-bit (rounded), format from the suffix."""
-    from pathlib import Path
-
-    from PIL import Image
-
     array = np.clip(np.asarray(image, np.float32), 0.0, 1.0)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray((array * 255.0 + 0.5).astype(np.uint8)).save(path)

@@ -188,15 +188,15 @@ def style_choices(options: flags.FlagValues, stylizer) -> list[StyleChoice]:
         items, names = indices, [f"style{i}" for i in indices]
     if weights is None:
         # Styles without weights: one output each.
-        return [StyleChoice(item, name) for item, name in zip(items, names)]
+        return [StyleChoice(item, name) for item, name in zip(items, names, strict=True)]
     if len(weights) != len(items):
         raise UsageError(
             f"--style_weights has {len(weights)} values for {len(items)} styles; give one per style"
         )
     if any(not math.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:
         raise UsageError(f"--style_weights must be finite, >= 0 and not all 0; got {weights}")
-    blend = [(item, w) for item, w in zip(items, weights)]
-    name = "+".join(f"{n}x{w:g}" for n, w in zip(names, weights) if w)
+    blend = [(item, w) for item, w in zip(items, weights, strict=True)]
+    name = "+".join(f"{n}x{w:g}" for n, w in zip(names, weights, strict=True) if w)
     return [StyleChoice(blend, name)]
 
 
@@ -220,8 +220,8 @@ def load_stylizer(options: flags.FlagValues, *, enable_compilation_cache: bool):
     # JAX and the model are imported only here, once the options have passed
     # their checks: importing them takes about 1.5 s on a 2-core CPU, and
     # --help or a bad option should answer at once.
-    from arbitrary_style import compilation_cache
-    from arbitrary_style.inference.stylizer import Stylizer
+    from arbitrary_style import compilation_cache  # noqa: PLC0415
+    from arbitrary_style.inference.stylizer import Stylizer  # noqa: PLC0415
 
     if enable_compilation_cache:
         # Each new image size compiles the network again: kept across runs.
@@ -294,7 +294,7 @@ def stylize_inputs(
         return report_usage_error(error)
 
     # Deferred with the Stylizer (see load_stylizer), which has loaded by now.
-    from arbitrary_style.inference.stylizer import load_image, save_image
+    from arbitrary_style.inference.stylizer import load_image, save_image  # noqa: PLC0415
 
     # An arbitrary model's style embeddings, computed once (on first use, so
     # that a bad style image fails where it did) for all contents and strengths.

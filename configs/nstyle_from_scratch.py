@@ -19,7 +19,6 @@ numbers), which is the basin a network from random init falls into first.
 """
 
 from arbitrary_style.config import select_variant, shrink_for_smoke
-
 from configs import nstyle
 
 

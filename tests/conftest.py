@@ -53,7 +53,9 @@ def fake_train_batches(config, *, start_step=0, process_index=0, process_count=1
 
 def install_fake_data(setattr_fn=None):
     """Points the data module's two entry points at the fakes."""
-    from arbitrary_style import data
+    # Deferred here and in leaves(): conftest loads for every test, and JAX and
+    # the data package (about 3 s) only for the tests that use these helpers.
+    from arbitrary_style import data  # noqa: PLC0415
 
     if setattr_fn is None:
         data.train_batches = fake_train_batches
@@ -135,6 +137,6 @@ def run_python(code: str, *, timeout: float = 300, **env: str) -> subprocess.Com
 
 def leaves(tree) -> list[np.ndarray]:
     """A pytree's leaves as host NumPy arrays (for comparing states)."""
-    import jax
+    import jax  # noqa: PLC0415  (deferred, see install_fake_data)
 
     return [np.asarray(x) for x in jax.tree.leaves(jax.device_get(tree))]

@@ -13,9 +13,10 @@ import sys
 
 import jax
 import pytest
-from conftest import ROOT, subprocess_env
 
 from arbitrary_style import compilation_cache
+
+from conftest import ROOT, subprocess_env
 
 SETTINGS = (
     "jax_compilation_cache_dir",

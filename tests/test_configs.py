@@ -7,10 +7,11 @@ import sys
 import jax
 import jax.numpy as jnp
 import pytest
-from conftest import experiment_config
 from flax import nnx
 
 from arbitrary_style import losses, models, summary
+
+from conftest import experiment_config
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CONFIG_FILES = sorted((ROOT / "configs").glob("*.py"))
@@ -64,7 +65,10 @@ def test_smoke_variant_jitted_forward_and_loss(path):
     graphdef, state = nnx.split((model, vgg))
     content = jnp.full((batch, size, size, 3), 0.4)
     style = jax.random.uniform(jax.random.key(0), (batch, size + 8, size + 8, 3))
-    style_input = jnp.arange(batch) % max(config.model.num_styles, 1) if config.model.kind == "nstyle" else style
+    if config.model.kind == "nstyle":
+        style_input = jnp.arange(batch) % max(config.model.num_styles, 1)
+    else:
+        style_input = style
 
     @jax.jit
     def forward_and_loss(state, content, style_input, style):

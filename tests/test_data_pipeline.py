@@ -2,11 +2,12 @@
 
 import numpy as np
 import pytest
-from conftest import experiment_config
 
 from arbitrary_style import data
 from arbitrary_style.config import base_config
 from arbitrary_style.data import demo, preprocess
+
+from conftest import experiment_config
 
 
 def _config(seed=0, batch=4, size=32, **data_overrides):
@@ -63,8 +64,8 @@ def test_same_seed_same_batches_different_seed_different():
     first = _take(data.train_batches(_config(seed=3)), 3)
     second = _take(data.train_batches(_config(seed=3)), 3)
     other = _take(data.train_batches(_config(seed=4)), 3)
-    assert all(_equal(a, b) for a, b in zip(first, second))
-    assert not any(_equal(a, c) for a, c in zip(first, other))
+    assert all(_equal(a, b) for a, b in zip(first, second, strict=True))
+    assert not any(_equal(a, c) for a, c in zip(first, other, strict=True))
 
 
 def test_resume_from_step_k_equals_kth_batch():
@@ -96,8 +97,8 @@ def test_small_dataset_recipe_is_centre_crop_without_augmentation():
     # Without randomness a style image's crop is a function of the image alone.
     again = next(data.train_batches(_config(seed=99, batch=4, size=32, style_augment=False,
                                             style_random_crop=False, style_random_size=False)))
-    by_id = {int(i): s for i, s in zip(batch["style_id"], batch["style"])}
-    for i, s in zip(again["style_id"], again["style"]):
+    by_id = {int(i): s for i, s in zip(batch["style_id"], batch["style"], strict=True)}
+    for i, s in zip(again["style_id"], again["style"], strict=True):
         if int(i) in by_id:
             np.testing.assert_array_equal(by_id[int(i)], s)
 
@@ -116,7 +117,8 @@ def test_mixing_weights_select_sources():
 def test_unknown_source_lists_valid_ones():
     config = _config()
     config.data.style_sources = ("wikiart",)
-    with pytest.raises(ValueError, match="valid names: demo, dtd, image_folder, imagenet2012, painter_by_numbers"):
+    valid = "valid names: demo, dtd, image_folder, imagenet2012, painter_by_numbers"
+    with pytest.raises(ValueError, match=valid):
         data.train_batches(config)
 
 
@@ -137,7 +139,7 @@ def test_nstyle_uniform_ids_and_fixed_style_images():
     assert set(ids.tolist()) == {0, 1, 2}
     for b in batches[:5]:
         assert b["style"].shape == (2, 64, 64, 3)
-        for sid, style in zip(b["style_id"], b["style"]):
+        for sid, style in zip(b["style_id"], b["style"], strict=True):
             np.testing.assert_array_equal(style, table[sid])
 
 

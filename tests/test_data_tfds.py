@@ -11,6 +11,7 @@ from PIL import Image
 
 from arbitrary_style import data
 from arbitrary_style.config import base_config
+from arbitrary_style.data import painter_by_numbers
 from arbitrary_style.data._tf import tfds as _tfds
 
 tfds = _tfds()
@@ -56,8 +57,6 @@ def _write_csv(path):
 @pytest.fixture(scope="module")
 def pbn_dirs(tmp_path_factory):
     """A fake Kaggle download (train.zip, extracted test/, CSV) and a prepared dataset."""
-    from arbitrary_style.data import painter_by_numbers
-
     root = tmp_path_factory.mktemp("pbn")
     manual = root / "manual"
     manual.mkdir()
@@ -113,7 +112,7 @@ def test_pbn_source_in_training_and_evaluation(pbn_dirs):
     first = [next(it) for it in [data.train_batches(config)] for _ in range(4)]
     again = [next(it) for it in [data.train_batches(config)] for _ in range(4)]
     resumed = next(data.train_batches(config, start_step=2))
-    for a, b in zip(first, again):
+    for a, b in zip(first, again, strict=True):
         for key in a:
             np.testing.assert_array_equal(a[key], b[key])
     for key in resumed:  # stream sources resume with skip(): same batch
@@ -128,8 +127,6 @@ def test_pbn_source_in_training_and_evaluation(pbn_dirs):
 
 
 def test_pbn_missing_manual_file_says_what_where_and_from_where(tmp_path):
-    from arbitrary_style.data import painter_by_numbers
-
     manual = tmp_path / "manual"
     manual.mkdir()
     _write_csv(manual / "all_data_info.csv")  # but no train.zip / train/

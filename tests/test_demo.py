@@ -20,9 +20,15 @@ import json
 import subprocess
 import sys
 
+import jax
+import jax.numpy as jnp
 import numpy as np
-from conftest import ROOT, subprocess_env
 from PIL import Image
+
+from arbitrary_style import weights
+from arbitrary_style.data import demo as demo_data
+
+from conftest import ROOT, subprocess_env
 
 SIZE = 64  # configs/demo.py:smoke image size
 IDENTITY = "identity (the photo itself)"
@@ -40,12 +46,6 @@ def square(image: np.ndarray, size: int = SIZE) -> np.ndarray:
 
 
 def test_demo_smoke_end_to_end(tmp_path):
-    import jax
-    import jax.numpy as jnp
-
-    from arbitrary_style import weights
-    from arbitrary_style.data import demo as demo_data
-
     workdir = tmp_path / "demo"
     result = subprocess.run(
         [

@@ -16,11 +16,14 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT, load_config
 
+from arbitrary_style import data
 from arbitrary_style.evaluation import evaluator
 from arbitrary_style.evaluation import pairs as eval_pairs
+from arbitrary_style.training import trainer
 from arbitrary_style.training.observe import NullWriter
+
+from conftest import ROOT, fake_num_styles, fake_train_batches, load_config
 
 SMOKE_PAIRS = 5  # configs/demo.py:smoke config.eval.num_pairs (batch 2: one padded batch)
 FILES = ("observed.csv", "unobserved.csv", "summary.json", "losses.png", "samples.png")
@@ -56,11 +59,6 @@ def make_workdir(workdir, *, train_steps: int = 2):
       {file name: bytes} of the periodic evaluation's files, and the scalars
       the trainer logged.
     """
-    from conftest import fake_num_styles, fake_train_batches
-
-    from arbitrary_style import data
-    from arbitrary_style.training import trainer
-
     config = smoke_config(num_steps=train_steps, eval_every=train_steps)
     writer = RecordingWriter()
     with pytest.MonkeyPatch.context() as mp:
@@ -127,7 +125,7 @@ def assert_same_rows(a: bytes, b: bytes):
     rows_a = list(csv.DictReader(a.decode().splitlines()))
     rows_b = list(csv.DictReader(b.decode().splitlines()))
     assert len(rows_a) == len(rows_b)
-    for ra, rb in zip(rows_a, rows_b):
+    for ra, rb in zip(rows_a, rows_b, strict=True):
         assert ra.keys() == rb.keys()
         for key in ("pair", "content_id", "style_id"):
             assert ra[key] == rb[key]

@@ -17,12 +17,13 @@ import csv
 import jax
 import numpy as np
 import pytest
-from conftest import load_config
 from flax import nnx
 
 from arbitrary_style import losses, models
 from arbitrary_style.evaluation import evaluator
 from arbitrary_style.evaluation import pairs as eval_pairs
+
+from conftest import load_config
 
 SETS = ("observed", "unobserved")
 
@@ -67,7 +68,7 @@ def test_eval_terms_equal_the_training_loss_per_pair(scored):
 
     for which in SETS:
         assert len(rows[which]) == len(data.pairs[which]) == 5
-        for row, (c, s) in zip(rows[which], data.pairs[which]):
+        for row, (c, s) in zip(rows[which], data.pairs[which], strict=True):
             assert row["content_id"] == data.content_ids[c]
             assert row["style_id"] == data.style_ids[which][s]
             expected = training_terms(

@@ -40,7 +40,9 @@ def test_total_variation_equals_numpy():
 def test_content_loss_is_feature_mse():
     rng = np.random.default_rng(3)
     a, b = rng.normal(size=(2, 2, 4, 4, 8))
-    np.testing.assert_allclose(losses.content_loss(jnp.asarray(a), jnp.asarray(b)), np.mean((a - b) ** 2), rtol=1e-5)
+    np.testing.assert_allclose(
+        losses.content_loss(jnp.asarray(a), jnp.asarray(b)), np.mean((a - b) ** 2), rtol=1e-5
+    )
 
 
 def test_breakdown_weights_and_total():

@@ -249,7 +249,9 @@ def _numpy_conv(x, weights, stride=1, padding="VALID", groups=1):
         outputs = slice(g * cout_group, (g + 1) * cout_group)
         for dy in range(kh):
             for dx in range(kw):
-                window = xg[:, dy : dy + (ho - 1) * stride + 1 : stride, dx : dx + (wo - 1) * stride + 1 : stride]
+                rows = slice(dy, dy + (ho - 1) * stride + 1, stride)
+                cols = slice(dx, dx + (wo - 1) * stride + 1, stride)
+                window = xg[:, rows, cols]
                 y[..., outputs] += window @ weights[dy, dx, :, outputs]
     return y
 
@@ -291,7 +293,9 @@ def _reference_gradients(conv, x, *, upsample=False):
     return jax.grad(loss, argnums=(0, 1))(conv.weights[...], x)
 
 
-def _assert_matches_references(conv, x, mode, *, upsample=False, rtol=1e-4, atol=1e-5, grad_rtol=2e-4, grad_atol=5e-4):
+def _assert_matches_references(
+    conv, x, mode, *, upsample=False, rtol=1e-4, atol=1e-5, grad_rtol=2e-4, grad_atol=5e-4
+):
     """``conv`` under ``mode`` against the plain path, numpy (values) and lax (gradients)."""
     y, (g_state, g_x), jaxpr = _convolve_and_gradients(conv, x, mode, upsample=upsample)
     y_plain, (g_state_plain, g_x_plain), _ = _convolve_and_gradients(conv, x, "xla", upsample=upsample)
@@ -309,7 +313,13 @@ def _assert_matches_references(conv, x, mode, *, upsample=False, rtol=1e-4, atol
 
 @pytest.mark.parametrize(
     "kernel, padding, cin, cout",
-    [(9, "REFLECT", 32, 3), (3, "SAME", 16, 8), ((1, 7), "SAME", 16, 4), ((7, 1), "SAME", 16, 4), (1, "VALID", 20, 6)],
+    [
+        (9, "REFLECT", 32, 3),
+        (3, "SAME", 16, 8),
+        ((1, 7), "SAME", 16, 4),
+        ((7, 1), "SAME", 16, 4),
+        (1, "VALID", 20, 6),
+    ],
 )
 def test_taps_convolution_equals_plain_and_numpy(kernel, padding, cin, cout):
     x = jnp.asarray(np.random.default_rng(5).normal(size=(2, 13, 11, cin)), jnp.float32)
@@ -338,7 +348,12 @@ def test_taps_gradients_equal_plain_gradients(mode):
 
 @pytest.mark.parametrize(
     "cin, cout, kernel, padding, size",
-    [(3, 32, 9, "REFLECT", (19, 14)), (32, 3, 9, "REFLECT", (12, 13)), (3, 8, 5, "SAME", (11, 16)), (8, 3, 7, "VALID", (15, 15))],
+    [
+        (3, 32, 9, "REFLECT", (19, 14)),
+        (32, 3, 9, "REFLECT", (12, 13)),
+        (3, 8, 5, "SAME", (11, 16)),
+        (8, 3, 7, "VALID", (15, 15)),
+    ],
 )
 def test_block_convolution_equals_plain_and_numpy(cin, cout, kernel, padding, size):
     # On the CPU backend 'auto' runs these layers on 2x2 pixel blocks (with a
@@ -366,7 +381,13 @@ def _pad_for_numpy(x, kernel, padding):
 
 
 @pytest.mark.parametrize(
-    "kernel, stride, padding, size", [(3, 2, "SAME", (33, 20)), (3, 1, "VALID", (17, 9)), ((1, 7), 1, "SAME", (12, 12)), (3, 2, "VALID", (8, 9))]
+    "kernel, stride, padding, size",
+    [
+        (3, 2, "SAME", (33, 20)),
+        (3, 1, "VALID", (17, 9)),
+        ((1, 7), 1, "SAME", (12, 12)),
+        (3, 2, "VALID", (8, 9)),
+    ],
 )
 def test_banded_xla_convolution_is_the_same_function(monkeypatch, kernel, stride, padding, size):
     # Bands of 7 output pixels: many bands, the last one short.
@@ -378,12 +399,14 @@ def test_banded_xla_convolution_is_the_same_function(monkeypatch, kernel, stride
     if jax.default_backend() == "cpu":
         jaxpr = _assert_matches_references(conv, x, "auto", rtol=1e-5, grad_rtol=1e-5, grad_atol=1e-5)
         assert str(jaxpr).count("conv_general_dilated") > 1
-    banded = cpu_conv.banded_xla_conv(x if padding == "VALID" else _pad_same(x, (kh, kw), stride), conv.weights[...], stride)
-    np.testing.assert_allclose(banded, _numpy_conv(x, conv.weights[...], stride, padding), rtol=1e-5, atol=1e-5)
+    padded = x if padding == "VALID" else _pad_same(x, (kh, kw), stride)
+    banded = cpu_conv.banded_xla_conv(padded, conv.weights[...], stride)
+    expected = _numpy_conv(x, conv.weights[...], stride, padding)
+    np.testing.assert_allclose(banded, expected, rtol=1e-5, atol=1e-5)
 
 
 def _pad_same(x, kernel_size, stride):
-    pads = [layers.same_padding(k, stride, n) for k, n in zip(kernel_size, x.shape[1:3])]
+    pads = [layers.same_padding(k, stride, n) for k, n in zip(kernel_size, x.shape[1:3], strict=True)]
     return jnp.pad(x, ((0, 0), *pads, (0, 0)))
 
 

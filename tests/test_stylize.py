@@ -9,7 +9,6 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import experiment_config
 from flax import nnx
 from PIL import Image
 
@@ -17,6 +16,8 @@ from arbitrary_style import models, stylize
 from arbitrary_style.inference import color
 from arbitrary_style.inference.stylizer import Stylizer
 from arbitrary_style.training import checkpoints
+
+from conftest import experiment_config
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -150,7 +151,8 @@ def test_cli_single_output_file_and_blend(capsys, files, tmp_path):
 def test_cli_bad_options_fail_before_work(capsys, files, tmp_path, extra, message):
     out_dir = tmp_path / "never"
     code, _, err = run_cli(
-        capsys, files["dir"], "-o", out_dir, "--pretrained", "magenta-lite", "--style", files["style_a"], *extra
+        capsys, files["dir"], "-o", out_dir, "--pretrained", "magenta-lite",
+        "--style", files["style_a"], *extra,
     )
     assert code == 2 and message in err, err
     assert err.startswith("error: ") and err.count("\n") == 1, err
@@ -160,14 +162,23 @@ def test_cli_bad_options_fail_before_work(capsys, files, tmp_path, extra, messag
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["x.png", "-o", "out", "--pretrained", "magenta-lite", "--nope"], "Unknown command line flag 'nope'"),
+        (
+            ["x.png", "-o", "out", "--pretrained", "magenta-lite", "--nope"],
+            "Unknown command line flag 'nope'",
+        ),
         (["x.png", "-o", "out", "--pretrained", "magenta-lite", "--size", "abc"], "flag --size=abc"),
         (["x.png", "-o", "out"], "no model given; give one of --workdir"),
-        (["x.png", "-o", "out", "--workdir", "w", "--pretrained", "magenta-lite"], "--workdir and --pretrained given"),
+        (
+            ["x.png", "-o", "out", "--workdir", "w", "--pretrained", "magenta-lite"],
+            "--workdir and --pretrained given",
+        ),
         (["x.png", "--pretrained", "magenta-lite"], "-o/--output is required"),
         (["-o", "out", "--pretrained", "magenta-lite"], "no content images"),
         (["x.png", "-o", "out", "--pretrained", "magenta-lite", "--step", "3"], "--step goes with --workdir"),
-        (["x.png", "-o", "out", "--pretrained", "magenta-huge"], "--pretrained: unknown pretrained model 'magenta-huge'"),
+        (
+            ["x.png", "-o", "out", "--pretrained", "magenta-huge"],
+            "--pretrained: unknown pretrained model 'magenta-huge'",
+        ),
     ],
 )
 def test_cli_malformed_command_lines_are_one_line(capsys, argv, message):
@@ -202,7 +213,8 @@ def test_cli_unwritable_output(capsys, files, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     code, _, err = run_cli(
-        capsys, files["dir"], "-o", blocker / "sub", "--pretrained", "magenta-lite", "--style", files["style_a"]
+        capsys, files["dir"], "-o", blocker / "sub", "--pretrained", "magenta-lite",
+        "--style", files["style_a"],
     )
     assert code == 2 and "not writable" in err
 

@@ -1,5 +1,7 @@
 """Tiles cover the image, blend without seams, and keep every size."""
 
+import itertools
+
 import numpy as np
 import pytest
 from scipy import ndimage
@@ -7,7 +9,9 @@ from scipy import ndimage
 from arbitrary_style.inference import color, tiling
 
 
-@pytest.mark.parametrize("length, tile, overlap", [(1024, 512, 128), (768, 512, 64), (260, 128, 32), (100, 128, 16)])
+@pytest.mark.parametrize(
+    "length, tile, overlap", [(1024, 512, 128), (768, 512, 64), (260, 128, 32), (100, 128, 16)]
+)
 def test_tile_starts_cover_with_one_size(length, tile, overlap):
     starts = tiling.tile_starts(length, tile, overlap)
     size = min(tile, length)
@@ -16,7 +20,7 @@ def test_tile_starts_cover_with_one_size(length, tile, overlap):
         covered[s : s + size] = True
         assert s % 4 == 0 and s + size <= length
     assert covered.all()
-    assert all(b - a <= size - overlap for a, b in zip(starts, starts[1:]))
+    assert all(b - a <= size - overlap for a, b in itertools.pairwise(starts))
 
 
 def test_identity_tiles_reproduce_the_image():

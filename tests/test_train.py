@@ -12,11 +12,14 @@ import json
 import jax
 import numpy as np
 import pytest
-from conftest import fake_global_batch, fake_train_batches, leaves, load_config
 from flax import nnx
 
-from arbitrary_style.training import checkpoints, trainer
+from arbitrary_style import data, models
+from arbitrary_style.inference.stylizer import Stylizer
+from arbitrary_style.training import checkpoints, parallel, trainer
 from arbitrary_style.training import step as step_lib
+
+from conftest import fake_global_batch, fake_train_batches, leaves, load_config
 
 
 def assert_leaves_equal(a, b) -> None:
@@ -63,8 +66,6 @@ def test_smoke_variant_trains_and_compiles_once(name, tmp_path, fake_data, monke
     if name in ("demo", "pbn_dtd"):
         # What the Stylizer makes of a workdir we trained (demo: the lite
         # model's shape; pbn_dtd: an Inception-v3 predictor).
-        from arbitrary_style.inference.stylizer import Stylizer
-
         stylizer = Stylizer.from_workdir(tmp_path)
         rng = np.random.default_rng(0)
         content = rng.integers(0, 256, (36, 44, 3), dtype=np.uint8)
@@ -82,8 +83,6 @@ def test_random_style_sizes_compile_one_step_per_bucket(tmp_path, monkeypatch):
     """The paper's smoke variant with random style sizes on, through the real
     data pipeline (demo data): the step compiles once per distinct size drawn,
     and only the bucket sizes are drawn (config.data.style_size_buckets)."""
-    from arbitrary_style import data
-
     runs = capture_runs(monkeypatch)
     sides = []
     pipeline_batches = data.train_batches
@@ -122,8 +121,6 @@ def test_nan_guard_stops_naming_step_and_term(tmp_path, monkeypatch):
             if k == bad_step:
                 batch = dict(batch, content=np.full_like(batch["content"], np.nan))
             yield batch
-
-    from arbitrary_style import data
 
     monkeypatch.setattr(data, "train_batches", batches_with_nan)
     config = load_config("nstyle", num_steps=5, checkpoint_every=1, log_every=100)
@@ -170,8 +167,6 @@ def getattr_path(module, path: str):
 
 
 def test_freeze_predictor_trunk_leaves_it_out_of_the_optimizer():
-    from arbitrary_style import models
-
     config = load_config("pbn_dtd", freeze_predictor_trunk=True)
     model = nnx.eval_shape(lambda: models.build_model(config.model, rngs=nnx.Rngs(0)))
     _, params, _, frozen = nnx.split(model, model.trainable_filter(config.train), nnx.BatchStat, ...)
@@ -180,8 +175,6 @@ def test_freeze_predictor_trunk_leaves_it_out_of_the_optimizer():
 
 
 def test_batch_must_divide_devices():
-    from arbitrary_style.training import parallel
-
     mesh = parallel.make_mesh(jax.devices()[:1])
     assert parallel.check_batch_size(4, mesh, process_count=2) == 2
     with pytest.raises(ValueError, match="multiple of the number of processes"):

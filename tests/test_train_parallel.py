@@ -9,10 +9,12 @@ import subprocess
 import sys
 
 import numpy as np
+import optax
 import pytest
-from conftest import ROOT, leaves, load_config, run_python, subprocess_env
 
 from arbitrary_style.training import trainer
+
+from conftest import ROOT, leaves, load_config, run_python, subprocess_env
 
 FOUR_DEVICES = r"""
 import json, sys
@@ -48,8 +50,9 @@ for devices in (1, 4):
                 "grad_norm": float(metrics["grad_norm"]),
                 "batch_stats": [np.asarray(x) for x in jax.tree.leaves(jax.device_get(state["batch_stats"]))],
             }
-    assert len(state["params"]["transformer"]["contract"]["conv1"]["weights"][...].sharding.device_set) == devices
-    final = np.asarray(jax.device_get(state["params"]["transformer"]["contract"]["conv1"]["weights"][...]))
+    conv1 = state["params"]["transformer"]["contract"]["conv1"]["weights"][...]
+    assert len(conv1.sharding.device_set) == devices
+    final = np.asarray(jax.device_get(conv1))
     moved[devices] = float(np.max(np.abs(final - initial)))
 stats_diff = max(
     (float(np.max(np.abs(a - b))) for a, b in zip(first[1]["batch_stats"], first[4]["batch_stats"])),
@@ -114,7 +117,8 @@ import hashlib, jax, numpy as np
 leaves = [np.asarray(x) for x in jax.tree.leaves(jax.device_get(state["params"]))]
 np.savez(f"{sys.argv[1]}-params-{jax.process_index()}.npz", *leaves)
 import optax
-mu = [np.asarray(x) for x in jax.tree.leaves(jax.device_get(optax.tree_utils.tree_get(state["opt_state"], "mu")))]
+mu = optax.tree_utils.tree_get(state["opt_state"], "mu")
+mu = [np.asarray(x) for x in jax.tree.leaves(jax.device_get(mu))]
 np.savez(f"{sys.argv[1]}-mu-{jax.process_index()}.npz", *mu)
 digest = hashlib.sha256(b"".join(x.tobytes() for x in leaves)).hexdigest()
 print("RESULT " + json.dumps({"process": jax.process_index(), "count": jax.process_count(),
@@ -151,14 +155,15 @@ def test_two_processes_with_jax_distributed_agree(tmp_path, fake_data):
     for proc in procs:
         stdout, stderr = proc.communicate(timeout=400)
         assert proc.returncode == 0, stdout + stderr
-        line = next(l for l in stdout.splitlines() if l.startswith("RESULT "))
+        line = next(out for out in stdout.splitlines() if out.startswith("RESULT "))
         results.append(json.loads(line.removeprefix("RESULT ")))
     assert sorted(r["process"] for r in results) == [0, 1]
     assert all(r["count"] == 2 and r["step"] == 2 for r in results)
     assert results[0]["digest"] == results[1]["digest"]  # bitwise equal on both hosts
     # Each host read half of every batch; together they trained on the same
     # global batches as one process does.
-    state, _ = trainer.train_and_evaluate(load_config("nstyle", num_steps=2, log_every=1), tmp_path / "single")
+    config = load_config("nstyle", num_steps=2, log_every=1)
+    state, _ = trainer.train_and_evaluate(config, tmp_path / "single")
     single = leaves(state["params"])
     with np.load(f"{workdir}-params-0.npz") as saved:
         distributed = [saved[f"arr_{i}"] for i in range(len(saved.files))]
@@ -174,8 +179,6 @@ def test_two_processes_with_jax_distributed_agree(tmp_path, fake_data):
     # a per-channel constant that reaches the next norm only through
     # reflect-padded convolutions, which the norm removes); Adam's eps keeps
     # them from moving 1 % of a step, and they are skipped.
-    import optax
-
     single_mu = leaves(optax.tree_utils.tree_get(state["opt_state"], "mu"))
     with np.load(f"{workdir}-mu-0.npz") as saved:
         distributed_mu = [saved[f"arr_{i}"] for i in range(len(saved.files))]

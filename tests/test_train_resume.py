@@ -11,9 +11,10 @@ import time
 
 import jax
 import numpy as np
-from conftest import ROOT, leaves, load_config, subprocess_env
 
 from arbitrary_style.training import checkpoints, trainer
+
+from conftest import ROOT, leaves, load_config, subprocess_env
 
 NUM_STEPS = 8
 

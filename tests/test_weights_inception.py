@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 
+import jax
 import numpy as np
 import pytest
 from flax import nnx
@@ -40,7 +41,9 @@ def abstract_model(depth_multiplier=1.0):
 
 @pytest.fixture(scope="module")
 def slim_checkpoint(tmp_path_factory):
-    import tensorflow as tf
+    # Deferred: TensorFlow takes about 10 s to import, and this file's tests
+    # that write no TF checkpoint run without it; its GPUs are hidden at once.
+    import tensorflow as tf  # noqa: PLC0415
 
     tf.config.set_visible_devices([], "GPU")
     rng = np.random.default_rng(0)
@@ -80,8 +83,6 @@ def test_trunk_is_loaded_in_place(slim_checkpoint):
 
 
 def jax_shape_type():
-    import jax
-
     return jax.ShapeDtypeStruct
 
 

@@ -20,6 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
+from PIL import Image
+from skimage import data as skimage_data
 
 from arbitrary_style.weights import (
     WeightsFormatError,
@@ -121,10 +123,7 @@ def test_stylized_image_matches_float_graph(graphs, ours, size):
 
 def photo(size: int) -> np.ndarray:
     """scikit-image's bundled astronaut photo (the demo's content), resized."""
-    from PIL import Image
-    from skimage import data
-
-    image = Image.fromarray(data.astronaut()).resize((size, size), Image.BILINEAR)
+    image = Image.fromarray(skimage_data.astronaut()).resize((size, size), Image.BILINEAR)
     return (np.asarray(image, np.float32) / 255.0)[None]
 
 

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from arbitrary_style import Stylizer
 from arbitrary_style.models import ArbitraryStyleModel
 from arbitrary_style.models.layers import conditional_instance_norm
 from arbitrary_style.weights import (
@@ -71,7 +72,9 @@ def random_values(shapes, seed=0) -> dict[str, np.ndarray]:
 
 
 def write_tf1_checkpoint(prefix, values) -> None:
-    import tensorflow as tf
+    # Deferred: TensorFlow takes about 10 s to import, and this file's tests
+    # that write no TF checkpoint run without it; its GPUs are hidden at once.
+    import tensorflow as tf  # noqa: PLC0415
 
     tf.config.set_visible_devices([], "GPU")
     graph = tf.Graph()
@@ -219,7 +222,8 @@ def test_bottleneck_and_inception_stem(checkpoint, loaded):
     rng = np.random.default_rng(5)
     pooled = rng.normal(size=(1, 1, 1, 192)).astype(np.float32)  # Mixed_6e at depth 0.25
     expected = pooled[0, 0, 0] @ v["Conv/weights"][0, 0] + v["Conv/biases"]
-    np.testing.assert_allclose(model.predictor.bottleneck(jnp.asarray(pooled))[0, 0, 0], expected, rtol=1e-4, atol=1e-4)
+    bottleneck = model.predictor.bottleneck(jnp.asarray(pooled))[0, 0, 0]
+    np.testing.assert_allclose(bottleneck, expected, rtol=1e-4, atol=1e-4)
     x = rng.uniform(size=(15, 17, 3)).astype(np.float32)
     scope = "InceptionV3/Conv2d_1a_3x3"
     y = np_conv(x, v[f"{scope}/weights"], stride=2)
@@ -230,8 +234,6 @@ def test_bottleneck_and_inception_stem(checkpoint, loaded):
 
 
 def test_stylizer_from_magenta_checkpoint(checkpoint):
-    from arbitrary_style import Stylizer
-
     prefix, _ = checkpoint
     stylizer = Stylizer.from_magenta_checkpoint(prefix)
     rng = np.random.default_rng(6)

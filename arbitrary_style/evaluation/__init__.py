@@ -1,1 +1,2 @@
-"""Evaluation: observed vs unobserved styles through the training losses, and the demo's content and style scores."""
+"""Evaluation: observed vs unobserved styles through the training losses, and the
+demo's content and style scores."""

@@ -45,11 +45,15 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from flax import nnx
+from jax.experimental import multihost_utils
+from PIL import Image
+from tqdm.auto import tqdm
 
-from arbitrary_style import losses, models
+from arbitrary_style import losses, models, weights
 from arbitrary_style.evaluation import pairs as eval_pairs
 from arbitrary_style.evaluation import report
 from arbitrary_style.models import cpu_conv
+from arbitrary_style.training import checkpoints, observe
 from arbitrary_style.training.networks import build_loss_network
 
 log = logging.getLogger(__name__)
@@ -123,8 +127,6 @@ def _local_state(module: nnx.Module):
             return jax.device_put(x, device)
         if x.sharding.is_fully_replicated:  # this host holds a full copy
             return jax.device_put(x.addressable_data(0), device)
-        from jax.experimental import multihost_utils
-
         return jax.device_put(multihost_utils.process_allgather(x, tiled=True), device)
 
     graphdef, state = nnx.split(module)
@@ -180,8 +182,6 @@ def evaluate(
     )
     is_chief = jax.process_index() == 0
 
-    from tqdm.auto import tqdm
-
     plans = {which: eval_pairs.padded_batches(len(data.pairs[which]), batch_size) for which in sets}
     bar = tqdm(
         total=sum(len(p) for p in plans.values()),
@@ -198,14 +198,14 @@ def evaluate(
         for which in sets:
             pairs, styles = data.pairs[which], data.styles[which]
             on_device = []  # fetched once per set: no host sync per batch
-            for idx, mask in plans[which]:
+            for idx, _ in plans[which]:
                 bar.set_postfix_str(which)
                 c, s = pairs[idx, 0], pairs[idx, 1]
                 terms, _ = score_batch(data.contents[c], styles[s], s.astype(np.int32))
                 on_device.append(terms)
                 bar.update(1)
             collected: dict[str, list[np.ndarray]] = {}
-            for terms, (_, mask) in zip(jax.device_get(on_device), plans[which]):
+            for terms, (_, mask) in zip(jax.device_get(on_device), plans[which], strict=True):
                 for name, value in terms.items():
                     collected.setdefault(name, []).append(np.asarray(value, np.float32)[mask])
             per_pair[which] = {k: np.concatenate(v) for k, v in sorted(collected.items())}
@@ -221,8 +221,6 @@ def evaluate(
             report.write_csv(out / f"{which}.csv", data, which, per_pair[which])
         (out / report.SUMMARY_FILE).write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
         report.plot_losses(out / report.LOSSES_PLOT, per_pair, title=f"step {step}")
-        from PIL import Image
-
         Image.fromarray(grid).save(out / report.SAMPLES_IMAGE)
     if writer is not None:
         writer.scalars(step, {f"eval/{k}": v for k, v in report.summary_scalars(summary).items()})
@@ -272,8 +270,6 @@ def model_to_evaluate(
             + (f" (got {', '.join(chosen)})" if chosen else "")
         )
     if workdir:
-        from arbitrary_style.training import checkpoints
-
         path = Path(workdir)
         if not path.is_dir():
             raise FileNotFoundError(f"workdir {workdir} does not exist")
@@ -304,8 +300,6 @@ def model_to_evaluate(
             "--config is required with --pretrained / --magenta_checkpoint: it names the data, "
             "the loss network and config.eval (e.g. --config=configs/demo.py)"
         )
-    from arbitrary_style import weights
-
     if pretrained == "magenta-lite":
         model, _ = weights.load_lite_model()
         name = "magenta-lite"
@@ -336,8 +330,6 @@ def run(
     Returns:
       (summary, the directory the files went to).
     """
-    from arbitrary_style.training import observe
-
     source = model_to_evaluate(
         workdir=workdir,
         step=step,
@@ -368,8 +360,6 @@ def run(
 
 
 def _latest_step(workdir: Path) -> int:
-    from arbitrary_style.training import checkpoints
-
     mngr = checkpoints.manager(workdir)
     try:
         return int(mngr.latest_step())

@@ -19,6 +19,7 @@ import numpy as np
 
 from arbitrary_style import losses
 from arbitrary_style.evaluation.pairs import SETS, EvalData, padded_batches
+from arbitrary_style.training import observe
 
 SUMMARY_FILE = "summary.json"
 
@@ -131,10 +132,12 @@ def plot_losses(
 ) -> None:
     """Box plots with every pair drawn as a point, one panel per term,
     observed and unobserved side by side (log scale where all values > 0)."""
-    import matplotlib
+    # Deferred: matplotlib takes 1.6 s to import and only the plots need it;
+    # the file backend is chosen before pyplot loads.
+    import matplotlib  # noqa: PLC0415
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # noqa: PLC0415
 
     sets = list(per_pair)
     names = plotted_terms(sorted(next(iter(per_pair.values()))))
@@ -143,10 +146,11 @@ def plot_losses(
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.8 * rows), squeeze=False)
     colours = {"observed": "tab:blue", "unobserved": "tab:orange"}
     rng = np.random.default_rng(0)  # fixed jitter: the same picture every run
-    for ax, name in zip(axes.flat, names):
+    # The grid may have more panels than terms; the spare ones are hidden below.
+    for ax, name in zip(axes.flat, names, strict=False):
         values = [np.asarray(per_pair[s][name], np.float64) for s in sets]
         ax.boxplot(values, tick_labels=sets, showfliers=False, widths=0.5)
-        for i, (s, v) in enumerate(zip(sets, values)):
+        for i, (s, v) in enumerate(zip(sets, values, strict=True)):
             x = i + 1 + rng.uniform(-0.15, 0.15, v.size)
             ax.scatter(x, v, s=6, alpha=0.5, color=colours.get(s, "gray"))
         if all(v.size and np.all(v > 0) for v in values):
@@ -171,8 +175,6 @@ def sample_grid(
     Unobserved styles when evaluated (observed otherwise). Goes through the
     evaluation's own jitted step (same batch size: nothing new to compile).
     """
-    from arbitrary_style.training import observe
-
     e = config.eval
     which = "unobserved" if "unobserved" in sets else sets[0]
     styles = data.styles[which][: max(1, int(e.sample_styles))]

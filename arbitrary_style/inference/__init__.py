@@ -1,1 +1,2 @@
-"""Stylizing images with a trained or published model: the Stylizer, tiles for large images, colour preservation."""
+"""Stylizing images with a trained or published model: the Stylizer, tiles for large
+images, colour preservation."""

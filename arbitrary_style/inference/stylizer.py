@@ -42,7 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from arbitrary_style import images
+from arbitrary_style import images, weights
 from arbitrary_style.images import load_image, resize_shorter_side, save_image  # noqa: F401  (save_image: part of this module's API)
 from arbitrary_style.inference import color, tiling
 from arbitrary_style.inference.tiling import pad_to_multiple  # noqa: F401  (part of this module's API)
@@ -138,9 +138,7 @@ class Stylizer:
     @classmethod
     def from_magenta_checkpoint(cls, prefix: str | os.PathLike) -> Stylizer:
         """Magenta's arbitrary model from its TF1 checkpoint prefix (``.../model.ckpt``)."""
-        from arbitrary_style.weights import load_magenta_checkpoint
-
-        model, _ = load_magenta_checkpoint(prefix)
+        model, _ = weights.load_magenta_checkpoint(prefix)
         return cls(model, name=f"Magenta checkpoint {os.fspath(prefix)}")
 
     @classmethod
@@ -155,8 +153,6 @@ class Stylizer:
         'magenta': Magenta's checkpoint from the cache
         (``python -m arbitrary_style.weights download arbitrary_style_transfer``).
         """
-        from arbitrary_style import weights
-
         if name == "magenta-lite":
             model, _ = weights.load_lite_model()
             return cls(model, name="magenta-lite")
@@ -167,7 +163,9 @@ class Stylizer:
     @classmethod
     def from_workdir(cls, workdir: str | os.PathLike, step: int | None = None) -> Stylizer:
         """A model we trained, from its training workdir (latest step by default)."""
-        from arbitrary_style.training.checkpoints import restore_model
+        # Deferred: orbax adds 0.35 s to every import of this module, and only
+        # this constructor needs it.
+        from arbitrary_style.training.checkpoints import restore_model  # noqa: PLC0415
 
         _config, model = restore_model(workdir, step)
         return cls(model, name=f"{os.fspath(workdir)} step {step if step is not None else 'latest'}")
@@ -178,7 +176,11 @@ class Stylizer:
         if self.takes_style_images != needed:
             raise ValueError(
                 f"{what} needs a model with "
-                + ("a style predictor (arbitrary model)" if needed else "a fixed set of styles (N-style model)")
+                + (
+                    "a style predictor (arbitrary model)"
+                    if needed
+                    else "a fixed set of styles (N-style model)"
+                )
                 + f"; this is {self!r}"
             )
 

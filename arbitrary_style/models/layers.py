@@ -34,6 +34,8 @@ SLIM_TO_NNX_LEAF = {
     "biases": "biases",
 }
 NNX_TO_SLIM_LEAF = {v: k for k, v in SLIM_TO_NNX_LEAF.items()}
+# The default kernel initializer (a pure function, so one shared instance is safe).
+_XAVIER_UNIFORM = nnx.initializers.xavier_uniform()
 
 # Isotropic Gaussian N(0, 0.01) of the transfer network (Magenta
 # image_stylization/model.py `transform`: random_normal_initializer(0.0, 0.01)).
@@ -195,7 +197,7 @@ class Conv2d(nnx.Module):
         batch_norm: BatchNormSpec | None = None,
         activation: Callable[[Array], Array] | None = None,
         groups: int = 1,
-        kernel_init: nnx.Initializer = nnx.initializers.xavier_uniform(),
+        kernel_init: nnx.Initializer = _XAVIER_UNIFORM,
         dtype: jnp.dtype | None = None,
         rngs: nnx.Rngs,
     ):

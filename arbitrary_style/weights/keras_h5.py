@@ -31,7 +31,8 @@ def _leaf(array_name: str, ndim: int) -> str:
 
 def read_keras_vgg(path: str | os.PathLike) -> WeightSource:
     """Reads every ``block{K}_conv{J}`` layer as ``conv{K}/conv{K}_{J}/{weights,biases}``."""
-    import h5py
+    # Deferred: h5py adds 0.3 s to start-up, and only Keras loss networks need it.
+    import h5py  # noqa: PLC0415
 
     path = os.fspath(path)
     arrays = {}
@@ -48,7 +49,11 @@ def read_keras_vgg(path: str | os.PathLike) -> WeightSource:
                     for n in group.attrs.get("weight_names", [])
                 ]
                 if not names:
-                    group.visit(lambda n: names.append(n) if isinstance(group[n], h5py.Dataset) else None)
+                    group.visit(
+                        lambda n, group=group, names=names: (
+                            names.append(n) if isinstance(group[n], h5py.Dataset) else None
+                        )
+                    )
                 for name in names:
                     array = np.asarray(group[name][()], dtype=np.float32)
                     leaf = _leaf(name, array.ndim)

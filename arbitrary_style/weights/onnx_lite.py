@@ -73,7 +73,9 @@ def lite_files() -> tuple[Path, Path]:
 
 def load_onnx(path: str | os.PathLike):
     """Parses an ONNX file (protobuf only: nothing in it is executed)."""
-    import onnx
+    # Deferred here and below: onnx takes 1.3 s to import, and only the lite
+    # model's readers and tests need it.
+    import onnx  # noqa: PLC0415
 
     path = os.fspath(path)
     try:
@@ -83,13 +85,13 @@ def load_onnx(path: str | os.PathLike):
 
 
 def _initializers(graph) -> dict[str, np.ndarray]:
-    from onnx import numpy_helper
+    from onnx import numpy_helper  # noqa: PLC0415  (deferred, see load_onnx)
 
     return {init.name: numpy_helper.to_array(init) for init in graph.initializer}
 
 
 def _attribute(node, name, default=None):
-    from onnx import helper
+    from onnx import helper  # noqa: PLC0415  (deferred, see load_onnx)
 
     for attribute in node.attribute:
         if attribute.name == name:
@@ -205,8 +207,8 @@ def float_graph(model):
     QuantizeLinear/DequantizeLinear becomes an Identity, so the copy computes
     the float network the int8 one approximates.
     """
-    import onnx
-    from onnx import helper, numpy_helper
+    import onnx  # noqa: PLC0415  (deferred, see load_onnx)
+    from onnx import helper, numpy_helper  # noqa: PLC0415
 
     model = onnx.ModelProto.FromString(model.SerializeToString())
     graph = model.graph
@@ -234,7 +236,7 @@ def float_graph(model):
 
 def with_input_shapes(model, shapes: dict[str, tuple[int, ...]]):
     """A copy of ``model`` whose named inputs have new static shapes (outputs left free)."""
-    import onnx
+    import onnx  # noqa: PLC0415  (deferred, see load_onnx)
 
     model = onnx.ModelProto.FromString(model.SerializeToString())
     for graph_input in model.graph.input:

@@ -56,7 +56,8 @@ def slim_vgg_table(scope: str, num_blocks: int) -> NameTable:
 
 
 def _tensorflow():
-    import tensorflow as tf
+    # Deferred: TensorFlow takes about 10 s to import, and only checkpoint readers need it.
+    import tensorflow as tf  # noqa: PLC0415
 
     # Reading a checkpoint needs no accelerator; keep TF off the GPU JAX uses.
     try:

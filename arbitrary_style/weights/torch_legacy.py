@@ -70,11 +70,15 @@ class _TensorRef:
     stride: tuple[int, ...]
 
 
-def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False, backward_hooks=None, *rest):
+def _rebuild_tensor_v2(
+    storage, storage_offset, size, stride, requires_grad=False, backward_hooks=None, *rest
+):
     """Stand-in for torch._utils._rebuild_tensor_v2: records, builds nothing yet."""
     if not isinstance(storage, _Storage):
         raise pickle.UnpicklingError("tensor rebuilt from something that is not a storage")
-    return _TensorRef(storage, int(storage_offset), tuple(int(s) for s in size), tuple(int(s) for s in stride))
+    return _TensorRef(
+        storage, int(storage_offset), tuple(int(s) for s in size), tuple(int(s) for s in stride)
+    )
 
 
 class RestrictedUnpickler(pickle.Unpickler):
@@ -118,7 +122,7 @@ def _materialise(ref: _TensorRef) -> np.ndarray:
         raise WeightsFormatError(f"storage {ref.storage.key} has no data in the file")
     if any(s < 0 for s in ref.size + ref.stride) or ref.offset < 0:
         raise WeightsFormatError("negative tensor size, stride or offset")
-    last = ref.offset + sum((n - 1) * s for n, s in zip(ref.size, ref.stride) if n > 0)
+    last = ref.offset + sum((n - 1) * s for n, s in zip(ref.size, ref.stride, strict=True) if n > 0)
     if ref.size and min(ref.size) > 0 and last >= data.size:
         raise WeightsFormatError(f"tensor extends past its storage {ref.storage.key}")
     itemsize = data.itemsize

@@ -3,7 +3,8 @@ r"""Input-pipeline throughput: images/s per CPU core, style and content, at 256 
 From the repository root (the figures in experiments/benchmarks/README.md):
 
     .venv/bin/python -m experiments.benchmarks.input_pipeline --source=folder --batches=60
-    .venv/bin/python -m experiments.benchmarks.input_pipeline --source=folder --batches=60 --augment_after_crop
+    .venv/bin/python -m experiments.benchmarks.input_pipeline --source=folder --batches=60 \
+        --augment_after_crop
     .venv/bin/python -m experiments.benchmarks.input_pipeline --source=demo --batches=60
 
 Times ``arbitrary_style.data.train_batches(..., parts=('style',))`` and
@@ -36,10 +37,13 @@ import tempfile
 import time
 
 import numpy as np
+import PIL
 from PIL import Image
 
 from arbitrary_style.config import base_config
 from arbitrary_style.data import demo, train_batches
+from arbitrary_style.data._tf import tf as _tf
+from arbitrary_style.data._tf import tfds as _tfds
 from experiments.benchmarks import common
 
 
@@ -47,7 +51,7 @@ def _write_folder(root: str) -> tuple[str, str]:
     content_dir, style_dir = os.path.join(root, "content"), os.path.join(root, "style")
     os.makedirs(content_dir)
     os.makedirs(style_dir)
-    for name, image in zip(demo.CONTENT_NAMES, demo.content_images()):
+    for name, image in zip(demo.CONTENT_NAMES, demo.content_images(), strict=True):
         Image.fromarray(image).save(os.path.join(content_dir, f"{name}.jpg"), quality=90)
     for k, image in enumerate(demo.style_images("train")):
         big = Image.fromarray(image).resize((768, 768), Image.BICUBIC)
@@ -105,10 +109,6 @@ def main(argv=None) -> dict:
         content, content_cpu = _time(config, "content", args.batches, args.warmup)
         load_after = common.load_average()[0]
 
-    import PIL
-    import tensorflow as tf
-    import tensorflow_datasets as tfds
-
     result = {
         "source": args.source,
         "size": args.size,
@@ -125,8 +125,8 @@ def main(argv=None) -> dict:
         "cpu": common.cpu_model(),
         "load_average_1min": [round(load_before, 2), round(load_after, 2)],
         "python": platform.python_version(),
-        "tensorflow": tf.__version__,
-        "tensorflow_datasets": tfds.__version__,
+        "tensorflow": _tf().__version__,
+        "tensorflow_datasets": _tfds().__version__,
         "pillow": PIL.__version__,
         "numpy": np.__version__,
         "date": common.utc_now(),

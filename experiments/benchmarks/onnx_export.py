@@ -26,6 +26,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
 
 from arbitrary_style.models.layers import get_module
 from arbitrary_style.models.transformer import CONDITIONAL_NORM_EPSILON
@@ -53,9 +55,6 @@ def export_transfer_network(
       size: static (height, width) of the input, or None for symbolic
         height and width.
     """
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
     nodes, inits = [], []
     counter = iter(range(10**6))
 
@@ -95,8 +94,10 @@ def export_transfer_network(
         channels = layer.features
         bn = conv.BatchNorm
         if bn is not None:
-            scale = _array(bn.scale) if getattr(bn, "scale", None) is not None else np.ones(channels, np.float32)
-            bias = _array(bn.bias) if getattr(bn, "bias", None) is not None else np.zeros(channels, np.float32)
+            has_scale = getattr(bn, "scale", None) is not None
+            has_bias = getattr(bn, "bias", None) is not None
+            scale = _array(bn.scale) if has_scale else np.ones(channels, np.float32)
+            bias = _array(bn.bias) if has_bias else np.zeros(channels, np.float32)
             y = node(
                 "BatchNormalization",
                 [

@@ -32,8 +32,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("content", help="photo to stylize")
     parser.add_argument("style", help="style image")
     parser.add_argument("out", help="where the stylized image is written")
-    parser.add_argument("--alpha", type=float, default=1.0, help="transfer network width (1 full, 0.25 lite)")
-    parser.add_argument("--trunk", default="inception_v3", help="predictor trunk: inception_v3 or mobilenet_v2")
+    parser.add_argument(
+        "--alpha", type=float, default=1.0, help="transfer network width (1 full, 0.25 lite)"
+    )
+    parser.add_argument(
+        "--trunk", default="inception_v3", help="predictor trunk: inception_v3 or mobilenet_v2"
+    )
     args = parser.parse_args(argv)
     model = random_model(args.alpha, args.trunk)
     stylizer = Stylizer(model, name=f"alpha-{args.alpha:g} {args.trunk}, random weights")

