@@ -70,6 +70,34 @@ def fake_data(monkeypatch):
     install_fake_data(monkeypatch.setattr)
 
 
+def synthetic_photo(h: int, w: int, seed: int = 0) -> np.ndarray:
+    """A smooth synthetic picture with some edges: float32 [h, w, 3] in [0, 1]."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w] / max(h, w)
+    phase = rng.uniform(0, 6, 3)
+    base = 0.5 + 0.35 * np.sin(9 * x[..., None] + 5 * y[..., None] ** 2 + phase)
+    base += 0.1 * ((x[..., None] * 13 + y[..., None] * 7) % 1 > 0.5)
+    return np.clip(base, 0, 1).astype(np.float32)
+
+
+def write_tf_checkpoint(prefix: pathlib.Path, values: dict[str, np.ndarray]) -> None:
+    """A name-based TF checkpoint of ``values`` at ``prefix``, written with
+    SaveV2, the op that ``tf.compat.v1.train.Saver`` runs (as the reference's
+    checkpoints were written)."""
+    # Deferred: TensorFlow takes about 10 s to import, and only the tests that
+    # write a TF checkpoint need it; its GPUs are hidden at once.
+    import tensorflow as tf  # noqa: PLC0415
+
+    tf.config.set_visible_devices([], "GPU")
+    names = sorted(values)
+    tf.raw_ops.SaveV2(
+        prefix=str(prefix),
+        tensor_names=names,
+        shape_and_slices=[""] * len(names),
+        tensors=[tf.constant(values[n]) for n in names],
+    )
+
+
 def experiment_config(name: str, arg: str | None = None):
     """``configs/<name>.py``'s ``get_config(arg)``: the one way tests load a config.
 

@@ -19,7 +19,7 @@ from arbitrary_style import models, weights
 from arbitrary_style.inference.stylizer import Stylizer
 from arbitrary_style.training import networks, parallel, trainer
 
-from conftest import fake_global_batch, load_config
+from conftest import fake_global_batch, load_config, synthetic_photo
 
 
 def first_step_metrics(config) -> dict[str, float]:
@@ -43,15 +43,6 @@ def perturbed_model(config) -> models.StyleModel:
     return model
 
 
-def picture(height: int, width: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:height, 0:width] / max(height, width)
-    smooth = np.stack([np.sin(6 * x + seed), np.cos(5 * y), np.sin(4 * (x + y))], axis=-1)
-    return np.clip(0.5 + 0.4 * smooth + 0.05 * rng.standard_normal((height, width, 3)), 0, 1).astype(
-        np.float32
-    )
-
-
 @pytest.mark.parametrize("name", ["demo", "nstyle"])
 def test_plain_xla_train_step_equals_cpu_kernels(name):
     metrics = {}
@@ -69,8 +60,8 @@ def test_plain_xla_train_step_equals_cpu_kernels(name):
 @pytest.mark.parametrize("kind", ["arbitrary", "nstyle"])
 def test_plain_xla_stylizer_equals_cpu_kernels(kind):
     model = perturbed_model(load_config("demo" if kind == "arbitrary" else "nstyle"))
-    content = picture(52, 68, 1)
-    style = picture(64, 64, 2) if kind == "arbitrary" else 1
+    content = synthetic_photo(52, 68, 1)
+    style = synthetic_photo(64, 64, 2) if kind == "arbitrary" else 1
     outputs = {
         kernels: Stylizer(model, cpu_conv_kernels=kernels).stylize(content, style, strength=1.0)
         for kernels in ("auto", "xla")
@@ -103,7 +94,7 @@ def test_bfloat16_stylizer_is_close_to_float32():
         config.model.dtype = dtype
         model = models.build_model(config.model, rngs=nnx.Rngs(0))
         networks.adopt_parameters(model, published, what="the lite model")
-        out = Stylizer(model).stylize(picture(96, 112, 3), picture(128, 128, 4))
+        out = Stylizer(model).stylize(synthetic_photo(96, 112, 3), synthetic_photo(128, 128, 4))
         assert out.dtype == np.float32 and out.shape == (96, 112, 3)
         outputs[dtype] = out
     difference = np.abs(outputs["bfloat16"] - outputs["float32"])

