@@ -2,27 +2,36 @@
 
 Each is imported as a module (``experiments.benchmarks.<name>``, as
 ``python -m`` runs it from the repository root) and its ``main`` called with
-small arguments. What is checked does not come from the code under test: the
-FLOPs against a hand count of the published network, timings against what
-the machine can do (nothing beats the matmul peak; CPU time cannot exceed
-wall time times the cores), the peers against our network (independent
-runtimes), and peak memory against a known allocation.
+small arguments; every command line that the experiments' READMEs and
+docstrings record parses with its script's flags. What is checked does not
+come from the code under test: the FLOPs against a hand count of the
+published network, timings against what the machine can do (nothing beats
+the matmul peak; CPU time cannot exceed wall time times the cores), the
+peers against our network (independent runtimes), and peak memory against a
+known allocation.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
+import pathlib
+import re
+import shlex
 import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from arbitrary_style.command_line import UsageError
+from experiments import script
 from experiments.benchmarks import (
     common,
     input_pipeline,
     stylize_random,
     stylize_speed,
+    tf_peer,
     train_step,
 )
 
@@ -134,3 +143,73 @@ def test_markdown_table_rejects_a_short_row():
     assert common.markdown_table(("a", "b"), [(1, 2)]).splitlines() == ["| a | b |", "|---|---|", "| 1 | 2 |"]
     with pytest.raises(ValueError, match="1 cells for 2 columns"):
         common.markdown_table(("a", "b"), [(1,)])
+
+
+EXPERIMENTS = pathlib.Path(__file__).resolve().parents[1] / "experiments"
+# A recorded command: "python -m experiments.<folder>.<script> ARGS", maybe
+# after ".venv/bin/", continued over lines ending in a backslash, maybe
+# followed by "# a comment".
+RECORDED = re.compile(r"python -m (experiments\.\w+\.\w+)((?:[^\S\n]|\\\n|[^\s#`\\])*)")
+
+
+def recorded_commands() -> list[tuple[str, str, list[str]]]:
+    """(file, module, arguments) of every command in experiments/**/README.md and the scripts' docstrings."""
+    found = []
+    for path in sorted([*EXPERIMENTS.rglob("README.md"), *EXPERIMENTS.rglob("*.py")]):
+        text = path.read_text()
+        if path.suffix == ".py":
+            parts = path.relative_to(EXPERIMENTS.parent).with_suffix("").parts
+            module = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+            text = importlib.import_module(module).__doc__ or ""
+        for match in RECORDED.finditer(text):
+            found.append((path.name, match[1], shlex.split(match[2].replace("\\\n", " "))))
+    return found
+
+
+def test_recorded_commands_are_found():
+    modules = {module for _, module, _ in recorded_commands()}
+    assert {f"experiments.benchmarks.{name}" for name in
+            ("input_pipeline", "stylize_speed", "train_step", "tf_peer", "stylize_random")} <= modules
+    assert {"experiments.from_scratch.analyze", "experiments.from_scratch.loss_balance"} <= modules
+
+
+@pytest.mark.parametrize("where, module, arguments", recorded_commands())
+def test_recorded_command_parses(where, module, arguments):
+    script_module = importlib.import_module(module)
+    define_flags = script_module.define_flags
+    options, words = script.parse_flags(
+        [module, *arguments], define_flags, getattr(script_module, "POSITIONAL", ())
+    )
+    written = {a[2:].split("=")[0] for a in arguments if a.startswith("--")}
+    assert {name for name in options if options[name].present} == written, where
+    # The command stored with a run's results parses back to the same values.
+    recorded = shlex.split(script.recorded_command(module, options, define_flags, words))
+    assert recorded[:3] == ["python", "-m", module]
+    again, again_words = script.parse_flags(
+        [module, *recorded[3:]], define_flags, getattr(script_module, "POSITIONAL", ())
+    )
+    assert (again.flag_values_dict(), again_words) == (options.flag_values_dict(), words)
+
+
+def test_flags_are_fresh_on_each_call():
+    first, _ = script.parse_flags(["tf_peer", "--sizes=32,64", "--onednn=on"], tf_peer.define_flags)
+    second, _ = script.parse_flags(["tf_peer"], tf_peer.define_flags)
+    assert (first.sizes, first.onednn) == ([32, 64], "on")
+    assert (second.sizes, second.onednn) == ([256, 512, 1024], "default")
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--sizes=256,x"], "not a list of integers"),
+    (["--sizes=0"], "positive"),
+    (["--onednn=maybe"], "onednn"),
+    (["--no_such_flag"], "no_such_flag"),
+    (["extra"], "expected no positional arguments"),
+])
+def test_bad_command_lines_raise_usage_errors(arguments, message):
+    with pytest.raises(UsageError, match=message):
+        script.parse_flags(["tf_peer", *arguments], tf_peer.define_flags)
+
+
+def test_stylize_random_takes_three_paths():
+    with pytest.raises(UsageError, match="CONTENT STYLE OUT"):
+        stylize_random.main(["content.png", "style.png"])

@@ -213,10 +213,3 @@ def markdown_table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> s
             raise ValueError(f"row of {len(row)} cells for {len(header)} columns: {row}")
         lines.append("| " + " | ".join(str(cell) for cell in row) + " |")
     return "\n".join(lines)
-
-
-def parse_sizes(text: str | None) -> tuple[int, ...] | None:
-    """"256,512" -> (256, 512); None stays None."""
-    if text is None:
-        return None
-    return tuple(int(s) for s in text.split(",") if s.strip())

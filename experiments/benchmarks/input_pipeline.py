@@ -28,23 +28,26 @@ then one JSON line.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
-import sys
 import tempfile
 import time
+from collections.abc import Sequence
 
 import numpy as np
 import PIL
+from absl import flags
 from PIL import Image
 
 from arbitrary_style.config import base_config
 from arbitrary_style.data import demo, train_batches
 from arbitrary_style.data._tf import tf as _tf
 from arbitrary_style.data._tf import tfds as _tfds
+from experiments import script
 from experiments.benchmarks import common
+
+COMMAND = "experiments.benchmarks.input_pipeline"
 
 
 def _write_folder(root: str) -> tuple[str, str]:
@@ -76,19 +79,30 @@ def _time(config, part: str, batches: int, warmup: int) -> tuple[float, float]:
     return images / elapsed, images / cpu
 
 
-def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--source", choices=("folder", "demo"), default="folder")
-    parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--batches", type=int, default=40)
-    parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument(
-        "--augment_after_crop", action="store_true",
-        help="config.data.style_augment_before_resize=False (cheaper colour jitter)",
+def define_flags(flag_values: flags.FlagValues) -> None:
+    flags.DEFINE_enum(
+        "source", "folder", ("folder", "demo"),
+        "folder: the demo images as JPEG files in a temporary folder; demo: the in-memory arrays",
+        flag_values=flag_values,
     )
-    args = parser.parse_args(argv)
+    flags.DEFINE_integer("size", 256, "training image side, px", lower_bound=1, flag_values=flag_values)
+    flags.DEFINE_integer("batch", 8, "batch size", lower_bound=1, flag_values=flag_values)
+    flags.DEFINE_integer("batches", 40, "timed batches per half", lower_bound=1, flag_values=flag_values)
+    flags.DEFINE_integer("warmup", 5, "untimed batches first", lower_bound=0, flag_values=flag_values)
+    flags.DEFINE_boolean(
+        "augment_after_crop", False,
+        "config.data.style_augment_before_resize=False (cheaper colour jitter)",
+        flag_values=flag_values,
+    )
 
+
+def main(argv: Sequence[str]) -> dict:
+    """The benchmark in this process; ``argv``: the arguments after the program name."""
+    return measure(*script.parse_flags([COMMAND, *argv], define_flags))
+
+
+def measure(args: flags.FlagValues, words: Sequence[str] = ()) -> dict:
+    """Times the two halves of the pipeline as ``args`` say; prints and returns the figures."""
     config = base_config()
     config.train.batch_size = args.batch
     config.data.image_size = args.size
@@ -130,8 +144,7 @@ def main(argv=None) -> dict:
         "pillow": PIL.__version__,
         "numpy": np.__version__,
         "date": common.utc_now(),
-        "command": " ".join(["python -m experiments.benchmarks.input_pipeline",
-                             *(argv if argv is not None else sys.argv[1:])]),
+        "command": script.recorded_command(COMMAND, args, define_flags, words),
     }
     print(
         f"{args.source} data, {args.size} px, batch {args.batch}, {cores} cores ({result['cpu']}):\n"
@@ -146,4 +159,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    script.run_as_script(measure, define_flags)

@@ -13,12 +13,14 @@ takes (one pass up to its pixel budget, tiles above it). ``--alpha`` and
 
 from __future__ import annotations
 
-import argparse
+from collections.abc import Sequence
 
+from absl import flags
 from flax import nnx
 
 from arbitrary_style.inference.stylizer import Stylizer, save_image
 from arbitrary_style.models import ArbitraryStyleModel
+from experiments import script
 from experiments.benchmarks import common
 
 
@@ -27,22 +29,28 @@ def random_model(alpha: float = 1.0, trunk: str = "inception_v3") -> ArbitrarySt
     return common.random_module(lambda: ArbitraryStyleModel(alpha=alpha, trunk=trunk, rngs=nnx.Rngs(0)))
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("content", help="photo to stylize")
-    parser.add_argument("style", help="style image")
-    parser.add_argument("out", help="where the stylized image is written")
-    parser.add_argument(
-        "--alpha", type=float, default=1.0, help="transfer network width (1 full, 0.25 lite)"
+POSITIONAL = ("CONTENT", "STYLE", "OUT")
+
+
+def define_flags(flag_values: flags.FlagValues) -> None:
+    flags.DEFINE_float("alpha", 1.0, "transfer network width (1 full, 0.25 lite)", flag_values=flag_values)
+    flags.DEFINE_string(
+        "trunk", "inception_v3", "predictor trunk: inception_v3 or mobilenet_v2", flag_values=flag_values
     )
-    parser.add_argument(
-        "--trunk", default="inception_v3", help="predictor trunk: inception_v3 or mobilenet_v2"
-    )
-    args = parser.parse_args(argv)
+
+
+def main(argv: Sequence[str]) -> None:
+    """The script in this process; ``argv``: the arguments after the program name."""
+    stylize(*script.parse_flags(["stylize_random", *argv], define_flags, POSITIONAL))
+
+
+def stylize(args: flags.FlagValues, paths: Sequence[str]) -> None:
+    """Stylizes the photo ``paths[0]`` in the style ``paths[1]`` and writes ``paths[2]``."""
+    content, style, out = paths
     model = random_model(args.alpha, args.trunk)
     stylizer = Stylizer(model, name=f"alpha-{args.alpha:g} {args.trunk}, random weights")
-    save_image(stylizer.stylize(args.content, args.style), args.out)
+    save_image(stylizer.stylize(content, style), out)
 
 
 if __name__ == "__main__":
-    main()
+    script.run_as_script(stylize, define_flags, POSITIONAL)

@@ -49,7 +49,6 @@ to trust over absolute times.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import pathlib
@@ -61,15 +60,18 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import onnxruntime as ort
+from absl import flags
 from PIL import Image
 
 from arbitrary_style.models import cpu_conv
 from arbitrary_style.weights.onnx_lite import lite_files, load_onnx, with_input_shapes
+from experiments import script
 from experiments.benchmarks import common, onnx_export, tf_peer
 
 NETWORKS = {"lite": 0.25, "full": 1.0}
@@ -322,32 +324,49 @@ def memory_table(rows: list[dict]) -> str:
     ])
 
 
-def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--sizes",
-        help="comma-separated sides for both networks (default: lite 256,384,512,1024; full 256,512,1024)",
+def define_flags(flag_values: flags.FlagValues) -> None:
+    script.define_sides(
+        "sizes", None,
+        "comma-separated sides for both networks (default: lite 256,384,512,1024; full 256,512,1024)",
+        flag_values,
     )
-    parser.add_argument("--networks", default="lite,full", help="lite, full or both")
-    parser.add_argument("--kernels", default="auto", choices=cpu_conv.MODES,
-                        help="cpu_conv.kernels mode of our network ('xla': the plain convolutions)")
-    parser.add_argument("--repeats", type=int, default=10, help="timed warm runs per figure")
-    parser.add_argument("--skip_onnx", action="store_true", help="no onnxruntime timings")
-    parser.add_argument("--skip_tf", action="store_true", help="no TensorFlow timings")
-    parser.add_argument("--skip_memory", action="store_true", help="no peak-memory subprocesses")
-    parser.add_argument("--memory_sizes", default="1024,4096", help="photo sides for the memory runs")
-    parser.add_argument("--memory_models", default="lite,full", help="lite (CLI), full (alpha 1, random)")
-    parser.add_argument("--memory_timeout", type=float, default=1200, help="seconds per memory run")
-    parser.add_argument("--quick", action="store_true", help="tiny sizes and 3 repeats (smoke test)")
-    parser.add_argument("--json_out", help="write the results as JSON here")
-    args = parser.parse_args(argv)
+    flags.DEFINE_list("networks", "lite,full", "lite, full or both", flag_values=flag_values)
+    flags.register_validator(
+        "networks", lambda names: set(names) <= set(NETWORKS), message="--networks: lite, full or both",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_enum("kernels", "auto", cpu_conv.MODES,
+                      "cpu_conv.kernels mode of our network ('xla': the plain convolutions)",
+                      flag_values=flag_values)
+    flags.DEFINE_integer("repeats", 10, "timed warm runs per figure", lower_bound=1, flag_values=flag_values)
+    flags.DEFINE_boolean("skip_onnx", False, "no onnxruntime timings", flag_values=flag_values)
+    flags.DEFINE_boolean("skip_tf", False, "no TensorFlow timings", flag_values=flag_values)
+    flags.DEFINE_boolean("skip_memory", False, "no peak-memory subprocesses", flag_values=flag_values)
+    script.define_sides("memory_sizes", "1024,4096", "photo sides for the memory runs", flag_values)
+    flags.DEFINE_list("memory_models", "lite,full", "lite (CLI), full (alpha 1, random)",
+                      flag_values=flag_values)
+    flags.register_validator(
+        "memory_models", lambda names: set(names) <= set(MEMORY_MODEL_NAMES),
+        message="--memory_models: lite, full or both", flag_values=flag_values,
+    )
+    flags.DEFINE_float("memory_timeout", 1200, "seconds per memory run", flag_values=flag_values)
+    flags.DEFINE_boolean("quick", False, "tiny sizes and 3 repeats (smoke test)", flag_values=flag_values)
+    flags.DEFINE_string("json_out", None, "write the results as JSON here", flag_values=flag_values)
 
+
+def main(argv: Sequence[str]) -> dict:
+    """The benchmark in this process; ``argv``: the arguments after the program name."""
+    return benchmark(*script.parse_flags([COMMAND, *argv], define_flags))
+
+
+def benchmark(args: flags.FlagValues, words: Sequence[str] = ()) -> dict:
+    """Runs the measurements ``args`` select; prints the tables and returns the figures."""
     repeats = 3 if args.quick else args.repeats
-    networks = [n.strip() for n in args.networks.split(",") if n.strip()]
-    sizes = common.parse_sizes(args.sizes)
+    networks = args.networks
+    sizes = args.sizes
     result = {
         "date_utc": common.utc_now(),
-        "command": " ".join(["python -m", COMMAND, *(argv if argv is not None else sys.argv[1:])]),
+        "command": script.recorded_command(COMMAND, args, define_flags, words),
         "machine": machine_info(),
         "git": common.git_state(MEASURED_CODE),
         "kernels": args.kernels,
@@ -434,8 +453,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     if not args.skip_memory:
         with tempfile.TemporaryDirectory() as tmp:
-            models = [m.strip() for m in args.memory_models.split(",") if m.strip()]
-            result["memory"] = memory_runs(common.parse_sizes(args.memory_sizes), models, pathlib.Path(tmp),
+            result["memory"] = memory_runs(args.memory_sizes, args.memory_models, pathlib.Path(tmp),
                                            args.memory_timeout)
     result["load_average_end"] = common.load_average()
     result["git_end"] = common.git_state(MEASURED_CODE)
@@ -468,4 +486,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    script.run_as_script(benchmark, define_flags)

@@ -43,19 +43,20 @@ benchmark's onnxruntime figures.
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from absl import flags
 
 from arbitrary_style.data._tf import tf as project_tf
 from arbitrary_style.models.layers import get_module
 from arbitrary_style.models.transformer import CONDITIONAL_NORM_EPSILON
+from experiments import script
 from experiments.benchmarks import common
 
 PARITY_SIZE = 64
@@ -231,16 +232,24 @@ def time_tf(fn, image, repeats: int) -> float:
     return 1e3 * statistics.median(common.timed(lambda: fn(x).numpy(), repeats))
 
 
-def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--alpha", type=float, default=1.0, help="width multiplier (1 full, 0.25 lite)")
-    parser.add_argument("--sizes", default="256,512,1024", help="comma-separated image sides")
-    parser.add_argument("--repeats", type=int, default=10, help="timed warm runs per size")
-    parser.add_argument(
-        "--onednn", choices=("default", "on", "off"), default="default",
-        help="TF_ENABLE_ONEDNN_OPTS for TensorFlow's import (default: TensorFlow decides)",
+def define_flags(flag_values: flags.FlagValues) -> None:
+    flags.DEFINE_float("alpha", 1.0, "width multiplier (1 full, 0.25 lite)", flag_values=flag_values)
+    script.define_sides("sizes", "256,512,1024", "comma-separated image sides", flag_values)
+    flags.DEFINE_integer("repeats", 10, "timed warm runs per size", lower_bound=1, flag_values=flag_values)
+    flags.DEFINE_enum(
+        "onednn", "default", ("default", "on", "off"),
+        "TF_ENABLE_ONEDNN_OPTS for TensorFlow's import (default: TensorFlow decides)",
+        flag_values=flag_values,
     )
-    args = parser.parse_args(argv)
+
+
+def main(argv: Sequence[str]) -> dict:
+    """The benchmark in this process; ``argv``: the arguments after the program name."""
+    return benchmark(*script.parse_flags(["tf_peer", *argv], define_flags))
+
+
+def benchmark(args: flags.FlagValues, words: Sequence[str] = ()) -> dict:
+    """Checks and times the TensorFlow peer as ``args`` say; prints and returns the figures."""
     tf({"default": None, "on": True, "off": False}[args.onednn])
 
     # Random weights, beta/gamma and batch-norm statistics, as in stylize_speed.
@@ -260,11 +269,11 @@ def main(argv: list[str] | None = None) -> dict:
         f"alpha {args.alpha}: max |ours - TF| at {PARITY_SIZE} px = {result['parity_max_abs']:.2e}",
         flush=True,
     )
-    for size in (int(s) for s in args.sizes.split(",") if s.strip()):
+    for size in args.sizes:
         result["median_ms"][size] = time_tf(fn, common.random_image(size), args.repeats)
         print(f"  {size}px: TF {result['median_ms'][size]:.1f} ms (median of {args.repeats})", flush=True)
     return result
 
 
 if __name__ == "__main__":
-    main()
+    script.run_as_script(benchmark, define_flags)

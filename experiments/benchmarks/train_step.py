@@ -21,16 +21,19 @@ table row.
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import json
 import statistics
 import time
+from collections.abc import Sequence
 
 import jax
 import numpy as np
+from absl import flags
 
+from arbitrary_style.models import cpu_conv
 from arbitrary_style.training import parallel, trainer
+from experiments import script
 from experiments.benchmarks import common
 
 TABLE_HEADER = (
@@ -47,19 +50,26 @@ def load_config(path: str, variant: str | None):
     return module.get_config(variant)
 
 
-def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="configs/pbn_dtd.py")
-    parser.add_argument("--variant", default=None, help="the config's variant (e.g. smoke)")
-    parser.add_argument("--batch_size", type=int, default=8, help="0: the config's")
-    parser.add_argument("--image_size", type=int, default=256, help="0: the config's")
-    parser.add_argument("--steps", type=int, default=5, help="timed steps after one warm-up")
-    parser.add_argument("--peak_repeats", type=int, default=10, help="timed runs of the matmul peak")
-    parser.add_argument(
-        "--cpu_conv_kernels", default=None, help="override config.train.cpu_conv_kernels (xla, auto, taps)"
-    )
-    args = parser.parse_args(argv)
+def define_flags(flag_values: flags.FlagValues) -> None:
+    flags.DEFINE_string("config", "configs/pbn_dtd.py", "config file, relative to the repository root",
+                        flag_values=flag_values)
+    flags.DEFINE_string("variant", None, "the config's variant (e.g. smoke)", flag_values=flag_values)
+    flags.DEFINE_integer("batch_size", 8, "0: the config's", lower_bound=0, flag_values=flag_values)
+    flags.DEFINE_integer("image_size", 256, "0: the config's", lower_bound=0, flag_values=flag_values)
+    flags.DEFINE_integer("steps", 5, "timed steps after one warm-up", lower_bound=1, flag_values=flag_values)
+    flags.DEFINE_integer("peak_repeats", 10, "timed runs of the matmul peak", lower_bound=1,
+                         flag_values=flag_values)
+    flags.DEFINE_enum("cpu_conv_kernels", None, cpu_conv.MODES, "override config.train.cpu_conv_kernels",
+                      flag_values=flag_values)
 
+
+def main(argv: Sequence[str]) -> dict:
+    """The benchmark in this process; ``argv``: the arguments after the program name."""
+    return benchmark(*script.parse_flags(["train_step", *argv], define_flags))
+
+
+def benchmark(args: flags.FlagValues, words: Sequence[str] = ()) -> dict:
+    """Compiles and times the train step as ``args`` say; prints and returns the figures."""
     config = load_config(args.config, args.variant)
     if args.batch_size:
         config.train.batch_size = args.batch_size
@@ -130,4 +140,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    script.run_as_script(benchmark, define_flags)

