@@ -29,7 +29,8 @@ def load_image(image) -> np.ndarray:
 
     Files are decoded like the training data (arbitrary_style.data.decode):
     EXIF orientation applied, any mode (grayscale, 16-bit, CMYK, palette,
-    alpha) to RGB. An unreadable file raises ``ValueError`` naming it.
+    alpha) to RGB; a GIF, animated WebP or multi-page TIFF gives its first
+    frame. An unreadable file raises ``ValueError`` naming it.
     """
     # Deferred: arbitrary_style.data's __init__ loads the training pipeline
     # (about 1 s more on top of JAX), and data.demo imports this module.
@@ -40,7 +41,10 @@ def load_image(image) -> np.ndarray:
             with open(image, "rb") as f:
                 image = decode_image(f.read())
         except UnreadableImage as error:
-            raise ValueError(f"cannot read image {os.fspath(image)}: {error}") from None
+            raise ValueError(
+                f"image {os.fspath(image)} cannot be read, {error}, "
+                "check that it is a complete image file"
+            ) from None
     if isinstance(image, Image.Image):
         image = np.asarray(image.convert("RGB"))
     array = np.asarray(image)

@@ -28,32 +28,62 @@ Outputs are ``OUT/<content>_<style>_<strength>.png``, or ``OUT`` itself when
 it names an image file and there is one output. ``--json`` prints one JSON
 object per output. A missing or corrupt content image is reported and the rest
 are still processed; the exit status is then 1 and the failures are listed.
-Bad options fail before any work starts, with one line on stderr and exit
-status 2.
+Bad options fail before any work starts, with one line on stderr
+(``error: <what>, <why>, <what to do>``) and exit status 2.
+
+Folders are searched recursively for ``.jpg .jpeg .png .webp .bmp .gif .tif
+.tiff`` files (any case; a GIF or multi-page TIFF gives its first frame);
+other files in them are skipped and named on stderr, one line per folder
+(hidden files are not). An image file named on the command line is read
+whatever its extension, if Pillow reads it.
+
+Output names are fixed from the whole set of inputs before any work starts,
+so they do not depend on the order of the work or on which inputs fail:
+
+* ``<content>`` is the content file's stem. Where several contents would share
+  a name (ignoring case, as the file systems of macOS and Windows do), each of
+  them is named by its file name with the extension instead (``ok.bmp`` and
+  ``ok.webp`` give ``ok.bmp_<style>_1.png`` and ``ok.webp_<style>_1.png``);
+  where those still clash (the same name in different folders), by its path
+  from the clashing files' common folder, ``/`` written as ``-``
+  (``a/x.png``, ``b/x.png`` give ``a-x.png``, ``b-x.png``). A file given twice
+  (by name and in a folder) is stylized once.
+* ``<style>`` is the same for ``--style`` images; ``style<i>`` for an
+  N-style model's style ``i``; a blend is ``<style>x<weight>`` joined by
+  ``+``. Outside a blend, a style given twice is applied once.
+* ``<strength>`` is the shortest decimal that reads back as the value
+  (``1``, ``0.5``, ``1e-05``); repeated values are applied once.
+* As a last resort, names that still clash (e.g. content ``a_b`` with style
+  ``c`` and content ``a`` with style ``b_c``) each get ``-1``, ``-2``, ... in
+  the order of their full paths (for labels) or of the work (for whole names).
+
+An output file that already exists is an error before any work, unless
+``--overwrite``; an output that would replace one of the inputs is always one.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
 import math
+import os
 import pathlib
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from absl import app, flags, logging
 from tqdm import tqdm
 
 from arbitrary_style import command_line
 from arbitrary_style.command_line import UsageError, report_usage_error
-from arbitrary_style.data.decode import IMAGE_EXTENSIONS
+from arbitrary_style.inference import PRETRAINED
 
-# Content images the CLI reads: the training folders' extensions and TIFF.
-IMAGE_SUFFIXES = IMAGE_EXTENSIONS + (".tif", ".tiff")
 OUTPUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 MODEL_FLAGS = ("workdir", "magenta_checkpoint", "pretrained")
+MODEL_CHOICES = "--workdir DIR, --magenta_checkpoint PREFIX or --pretrained NAME"
 
 
 def define_flags(flag_values: flags.FlagValues) -> None:
@@ -70,7 +100,8 @@ def define_flags(flag_values: flags.FlagValues) -> None:
         flag_values=flag_values,
     )
     flags.DEFINE_string(
-        "pretrained", None, "Published weights by name, e.g. magenta-lite.", flag_values=flag_values
+        "pretrained", None, f"Published weights by name: {', '.join(PRETRAINED)}.",
+        flag_values=flag_values,
     )
     flags.DEFINE_integer(
         "step", None, "Checkpoint step in --workdir (default: latest).", flag_values=flag_values
@@ -103,6 +134,10 @@ def define_flags(flag_values: flags.FlagValues) -> None:
         "preserve_color", False, "Keep the content's colours.", flag_values=flag_values
     )
     flags.DEFINE_boolean(
+        "overwrite", False, "Replace output files that already exist (default: refuse, before any work).",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_boolean(
         "json", False, "One JSON object per output on stdout.", flag_values=flag_values
     )
 
@@ -111,47 +146,117 @@ def parse_floats(text: str, option: str) -> list[float]:
     try:
         values = [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise UsageError(f"{option} takes comma-separated numbers, got {text!r}") from None
+        raise UsageError(
+            f"{option} {text!r} is not a list of numbers, a value does not parse, "
+            "give comma-separated numbers such as 0.5,1"
+        ) from None
     if not values:
-        raise UsageError(f"{option} is empty")
+        raise UsageError(f"{option} is empty, it needs at least one value, give comma-separated numbers")
     return values
 
 
 def parse_strengths(text: str) -> list[float]:
+    """The --strength values, each once, in the order given."""
     values = parse_floats(text, "--strength")
     bad = [v for v in values if not math.isfinite(v) or v < 0]
     if bad:
         raise UsageError(
-            f"--strength values must be finite and >= 0 (0 = content's own style, "
-            f"1 = full style, > 1 extrapolates); got {bad}"
+            f"--strength {bad} out of range, values must be finite and >= 0, "
+            "give 0 (the content's own style) to 1 (the full style) or above 1 to extrapolate"
         )
-    return values
+    return list(dict.fromkeys(values))
 
 
 def parse_indices(text: str) -> list[int]:
     try:
         return [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise UsageError(f"--style_index takes comma-separated integers, got {text!r}") from None
+        raise UsageError(
+            f"--style_index {text!r} is not a list of integers, a value does not parse, "
+            "give comma-separated style indices such as 0,2"
+        ) from None
 
 
-def collect_contents(paths: Sequence[str]) -> tuple[list[pathlib.Path], list[tuple[str, str]]]:
-    """Image files named or found (recursively, sorted) in folders; missing paths as failures."""
-    files, failures = [], []
+def collect_contents(paths: Sequence[str]) -> tuple[list[pathlib.Path], list[tuple[str, str]], list[str]]:
+    """The content images: files named, and images found in folders (recursively, sorted).
+
+    Returns:
+      (images, failures, notes): each file once, in the order found; the
+      paths that are neither a file nor a folder, or folders without images,
+      with the reason; one line per folder naming the files in it that are
+      not images (skipped), for stderr.
+    """
+    # Deferred: importing arbitrary_style.data loads the training pipeline and
+    # JAX (about 1.5 s on a 2-core CPU), and the checks before this need neither.
+    from arbitrary_style.data.decode import IMAGE_EXTENSIONS, list_folder  # noqa: PLC0415
+
+    files, failures, notes = [], [], []
     for raw in paths:
         path = pathlib.Path(raw)
         if path.is_dir():
-            found = sorted(
-                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-            )
+            found, others = list_folder(path)
+            if others:
+                shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+                notes.append(
+                    f"skipped {len(others)} file(s) in {raw} that are not images by their extension "
+                    f"({' '.join(IMAGE_EXTENSIONS)}): {shown}"
+                )
             if not found:
-                failures.append((raw, "folder holds no images (" + ", ".join(IMAGE_SUFFIXES) + ")"))
-            files.extend(found)
+                failures.append((raw, "folder holds no images (" + " ".join(IMAGE_EXTENSIONS) + ")"))
+            files.extend(pathlib.Path(p) for p in found)
         elif path.is_file():
             files.append(path)
         else:
             failures.append((raw, "no such file or folder"))
-    return files, failures
+    unique = {}
+    for file in files:
+        unique.setdefault(file.resolve(), file)
+    return list(unique.values()), failures, notes
+
+
+def _clashes(labels: Sequence[str]) -> list[list[int]]:
+    """Groups of indices whose labels are equal ignoring case, in order of first index."""
+    groups: dict[str, list[int]] = collections.defaultdict(list)
+    for i, label in enumerate(labels):
+        groups[label.casefold()].append(i)
+    return [group for group in groups.values() if len(group) > 1]
+
+
+def _number_clashes(labels: Sequence[str], order: Callable[[int], object]) -> list[str]:
+    """Labels that still clash get -1, -2, ... (in ``order``), skipping labels already taken."""
+    labels = list(labels)
+    taken = {label.casefold() for label in labels}
+    for group in _clashes(labels):
+        number = 0
+        for i in sorted(group, key=order):
+            while True:
+                number += 1
+                candidate = f"{labels[i]}-{number}"
+                if candidate.casefold() not in taken:
+                    break
+            taken.add(candidate.casefold())
+            labels[i] = candidate
+    return labels
+
+
+def unique_labels(paths: Sequence[pathlib.Path | str]) -> list[str]:
+    """A name for each file, different for different files (see the module docstring).
+
+    The stem; for files whose stems clash (ignoring case), the file name; for
+    those whose names still clash, the path from their common folder with
+    ``-`` for ``/``; then numbers. A function of the set of paths: the labels
+    do not depend on their order.
+    """
+    absolute = [pathlib.Path(os.path.abspath(p)) for p in paths]
+    labels = [p.stem for p in absolute]
+    for group in _clashes(labels):
+        for i in group:
+            labels[i] = absolute[i].name
+    for group in _clashes(labels):
+        common = os.path.commonpath([absolute[i].parent for i in group])
+        for i in group:
+            labels[i] = "-".join(absolute[i].relative_to(common).parts)
+    return _number_clashes(labels, order=lambda i: str(absolute[i]))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,32 +274,63 @@ def style_choices(options: flags.FlagValues, stylizer) -> list[StyleChoice]:
     )
     if stylizer.num_styles is None:  # arbitrary model
         if options.style_index:
-            raise UsageError("--style_index is for N-style models; this model takes --style IMG")
+            raise UsageError(
+                "--style_index is for N-style models, this model predicts a style from an image, "
+                "give --style IMG instead"
+            )
         if not options.style:
-            raise UsageError("an arbitrary-style model needs --style IMG (repeated for several)")
+            raise UsageError(
+                "no style given, an arbitrary-style model needs a style image, "
+                "give --style IMG (repeated for several)"
+            )
         for path in options.style:
             if not pathlib.Path(path).is_file():
-                raise UsageError(f"--style image {path!r} does not exist")
+                raise UsageError(f"--style {path} not found, no such file, give an existing image file")
         items: list = list(options.style)
-        names = [pathlib.Path(p).stem for p in options.style]
+        if weights is None:
+            # Without weights each style is one output: a style given twice, once.
+            once: dict[pathlib.Path, str] = {}
+            for path in items:
+                once.setdefault(pathlib.Path(path).resolve(), path)
+            items = list(once.values())
+        distinct = list(dict.fromkeys(items))
+        labels = dict(zip(distinct, unique_labels(distinct), strict=True))
+        names = [labels[path] for path in items]
+        if options.size is not None and options.size < stylizer.min_style_side():
+            minimum = stylizer.min_style_side()
+            raise UsageError(
+                f"--size {options.size} too small, this model's style predictor needs style images "
+                f"of at least {minimum} pixels a side, give --size {minimum} or more"
+            )
     else:
         if options.style:
-            raise UsageError("--style is for arbitrary-style models; this N-style model takes --style_index")
+            raise UsageError(
+                "--style is for arbitrary-style models, this N-style model has a fixed set of styles, "
+                f"give --style_index with values in 0..{stylizer.num_styles - 1}"
+            )
         n = stylizer.num_styles
         indices = parse_indices(options.style_index) if options.style_index else list(range(n))
         bad = [i for i in indices if not 0 <= i < n]
         if bad:
-            raise UsageError(f"--style_index {bad} out of range: this model has styles 0..{n - 1}")
-        items, names = indices, [f"style{i}" for i in indices]
+            raise UsageError(
+                f"--style_index {bad} out of range, this model has styles 0..{n - 1}, "
+                "give indices in that range"
+            )
+        items = indices if weights is not None else list(dict.fromkeys(indices))
+        names = [f"style{i}" for i in items]
     if weights is None:
         # Styles without weights: one output each.
         return [StyleChoice(item, name) for item, name in zip(items, names, strict=True)]
     if len(weights) != len(items):
         raise UsageError(
-            f"--style_weights has {len(weights)} values for {len(items)} styles; give one per style"
+            f"--style_weights has {len(weights)} values for {len(items)} styles, "
+            "a blend takes one weight per style, give one per style"
         )
     if any(not math.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:
-        raise UsageError(f"--style_weights must be finite, >= 0 and not all 0; got {weights}")
+        raise UsageError(
+            f"--style_weights {weights} out of range, weights must be finite, >= 0 and not all 0, "
+            "give weights such as 1,1"
+        )
     blend = [(item, w) for item, w in zip(items, weights, strict=True)]
     name = "+".join(f"{n}x{w:g}" for n, w in zip(names, weights, strict=True) if w)
     return [StyleChoice(blend, name)]
@@ -205,15 +341,84 @@ def output_target(output: str, num_outputs: int) -> tuple[pathlib.Path, bool]:
     path = pathlib.Path(output)
     as_file = path.suffix.lower() in OUTPUT_SUFFIXES and not path.is_dir()
     if as_file and num_outputs != 1:
-        raise UsageError(f"-o {output} names one file but there are {num_outputs} outputs; give a folder")
+        raise UsageError(
+            f"-o {output} names one file, there are {num_outputs} outputs, give a folder"
+        )
     folder = path.parent if as_file else path
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as error:
-        raise UsageError(f"output folder {folder} is not writable: {error}") from None
+        raise UsageError(
+            f"output folder {folder} is not writable, {error.strerror or error}, "
+            "give -o a folder you can write to"
+        ) from None
     return path, as_file
+
+
+def format_strength(strength: float) -> str:
+    """The shortest decimal that reads back as ``strength`` (``1``, ``0.5``): one name per value."""
+    return str(int(strength)) if strength.is_integer() and abs(strength) < 1e16 else repr(strength)
+
+
+@dataclasses.dataclass(frozen=True)
+class Output:
+    """One output file: which content, style and strength make it."""
+
+    content: pathlib.Path
+    style: int  # index into the style choices
+    strength: float
+    path: pathlib.Path
+
+
+def plan_outputs(
+    contents: Sequence[pathlib.Path],
+    styles: Sequence[StyleChoice],
+    strengths: Sequence[float],
+    target: pathlib.Path,
+    as_file: bool,
+) -> list[Output]:
+    """Every output, with its unique path (the module docstring's naming rule), content-major."""
+    combinations = [
+        (content, label, i, strength)
+        for content, label in zip(contents, unique_labels(contents), strict=True)
+        for i in range(len(styles))
+        for strength in strengths
+    ]
+    if as_file:
+        return [Output(c, i, strength, target) for c, _, i, strength in combinations]
+    names = [
+        f"{label}_{styles[i].name}_{format_strength(strength)}"
+        for _, label, i, strength in combinations
+    ]
+    names = _number_clashes(names, order=lambda k: k)
+    return [
+        Output(c, i, strength, target / f"{name}.png")
+        for (c, _, i, strength), name in zip(combinations, names, strict=True)
+    ]
+
+
+def check_overwrites(outputs: Sequence[Output], inputs: Sequence[pathlib.Path], overwrite: bool) -> None:
+    """Refuses outputs that would replace an input, a folder, or (without --overwrite) a file."""
+    input_files = {pathlib.Path(p).resolve() for p in inputs}
+    for output in outputs:
+        if output.path.resolve() in input_files:
+            raise UsageError(
+                f"output {output.path} is one of the inputs, writing it would replace that input, "
+                "give -o another folder"
+            )
+        if output.path.is_dir():
+            raise UsageError(
+                f"output {output.path} is a folder, a file cannot replace it, give -o another folder"
+            )
+    existing = [output.path for output in outputs if output.path.exists()]
+    if existing and not overwrite:
+        more = f" and {len(existing) - 1} more output file(s)" if len(existing) > 1 else ""
+        raise UsageError(
+            f"output {existing[0]}{more} already exist, stylize would overwrite them, "
+            "give --overwrite to replace them or -o another folder"
+        )
 
 
 def load_stylizer(options: flags.FlagValues, *, enable_compilation_cache: bool):
@@ -231,40 +436,58 @@ def load_stylizer(options: flags.FlagValues, *, enable_compilation_cache: bool):
         return Stylizer.from_workdir(options.workdir, options.step)
     if options.magenta_checkpoint is not None:
         return Stylizer.from_magenta_checkpoint(options.magenta_checkpoint)
-    try:
-        return Stylizer.from_pretrained(options.pretrained)
-    except ValueError as error:  # an unknown name: the message lists the known ones
-        raise UsageError(f"--pretrained: {error}") from None
+    return Stylizer.from_pretrained(options.pretrained)
+
+
+def style_codes(options: flags.FlagValues, stylizer, styles: Sequence[StyleChoice]) -> list:
+    """Each style's code, once for all contents and strengths; a bad style image is a UsageError."""
+    codes = []
+    for style in styles:
+        try:
+            codes.append(stylizer.style_code(style.style, resize=options.size))
+        except ValueError as error:  # an unreadable or too small image, named in the message
+            raise UsageError(f"--style {error}") from None
+    return codes
 
 
 def check_options(options: flags.FlagValues, paths: Sequence[str]) -> None:
     """The checks that need no model and no files."""
     if not paths:
-        raise UsageError("no content images: give image files or folders as arguments")
+        raise UsageError(
+            "no content images, stylize needs images to work on, give image files or folders as arguments"
+        )
     if not options.output:
-        raise UsageError("-o/--output is required: an output folder, or a file for one output")
+        raise UsageError(
+            "-o/--output is required, the outputs need a place, "
+            "give an output folder or a file for one output"
+        )
     chosen = [f"--{name}" for name in MODEL_FLAGS if getattr(options, name) is not None]
     if len(chosen) != 1:
         given = f"{' and '.join(chosen)} given" if chosen else "no model given"
+        raise UsageError(f"{given}, stylize runs one model, give one of {MODEL_CHOICES}")
+    if options.pretrained is not None and options.pretrained not in PRETRAINED:
         raise UsageError(
-            f"{given}; give one of --workdir DIR, --magenta_checkpoint PREFIX, --pretrained NAME"
+            f"--pretrained {options.pretrained!r} unknown, there are no published weights by that name, "
+            f"give one of {', '.join(PRETRAINED)}"
         )
     for option in ("size", "tile", "max_pixels"):
         value = getattr(options, option)
         if value is not None and value <= 0:
-            raise UsageError(f"--{option} must be positive, got {value}")
+            raise UsageError(f"--{option} {value} out of range, it must be positive, give a number > 0")
     if options.overlap is not None and options.overlap < 0:
-        raise UsageError(f"--overlap must be >= 0, got {options.overlap}")
+        raise UsageError(f"--overlap {options.overlap} out of range, it must be >= 0, give 0 or more")
     if options.tile is not None and options.tile % 4:
-        raise UsageError(f"--tile must be a multiple of 4 (the network's stride), got {options.tile}")
+        raise UsageError(
+            f"--tile {options.tile} not a multiple of 4, the network's stride is 4, "
+            f"give {options.tile // 4 * 4 or 4} or {options.tile // 4 * 4 + 4}"
+        )
     if options.tile is not None and options.overlap is not None and options.overlap >= options.tile:
-        raise UsageError(f"--overlap ({options.overlap}) must be smaller than --tile ({options.tile})")
+        raise UsageError(
+            f"--overlap {options.overlap} not smaller than --tile {options.tile}, "
+            "tiles must advance, give a smaller --overlap"
+        )
     if options.step is not None and options.workdir is None:
-        raise UsageError("--step goes with --workdir")
-
-
-def format_strength(strength: float) -> str:
-    return f"{strength:g}"
+        raise UsageError("--step without --workdir, it selects a checkpoint of a workdir, give --workdir DIR")
 
 
 def stylize_inputs(
@@ -281,24 +504,32 @@ def stylize_inputs(
 
     Returns:
       The exit status: 0; 1 when some inputs failed (listed on stderr); 2 for
-      a bad option (one line on stderr, nothing done).
+      a bad option (one line on stderr, nothing written).
     """
     try:
         check_options(options, paths)
         strengths = parse_strengths(options.strength)
-        contents, failures = collect_contents(paths)
+        contents, failures, notes = collect_contents(paths)
         stylizer = load_stylizer(options, enable_compilation_cache=enable_compilation_cache)
         styles = style_choices(options, stylizer)
         target, as_file = output_target(options.output, len(contents) * len(styles) * len(strengths))
+        outputs = plan_outputs(contents, styles, strengths, target, as_file)
+        style_files = [pathlib.Path(p) for p in options.style or ()]
+        check_overwrites(outputs, [*contents, *style_files], options.overwrite)
+        # After the output checks (an error there costs no predictor pass);
+        # unreadable and too small style images are refused here.
+        codes = style_codes(options, stylizer, styles)
     except (UsageError, FileNotFoundError) as error:
         return report_usage_error(error)
+    for note in notes:
+        print(note, file=sys.stderr)
 
     # Deferred with the Stylizer (see load_stylizer), which has loaded by now.
     from arbitrary_style.inference.stylizer import load_image, save_image  # noqa: PLC0415
 
-    # An arbitrary model's style embeddings, computed once (on first use, so
-    # that a bad style image fails where it did) for all contents and strengths.
-    embedded: dict[int, object] = {}
+    by_content: dict[pathlib.Path, list[Output]] = collections.defaultdict(list)
+    for output in outputs:
+        by_content[output.content].append(output)
     progress = tqdm(contents, desc="stylize", unit="image", file=sys.stderr, disable=len(contents) < 2)
     for content in progress:
         try:
@@ -307,37 +538,34 @@ def stylize_inputs(
             failures.append((str(content), str(error)))
             print(f"skipped {content}: {error}", file=sys.stderr)
             continue
-        for i, style in enumerate(styles):
-            if i not in embedded:
-                # The style's code once per style (an embedding costs a
-                # predictor pass), reused for every content and strength.
-                embedded[i] = stylizer.style_code(style.style, resize=options.size)
-            for strength in strengths:
-                start = time.perf_counter()
+        for output in by_content[content]:
+            start = time.perf_counter()
+            try:
                 out = stylizer.stylize(
                     image,
-                    embedded[i],
-                    strength=strength,
+                    codes[output.style],
+                    strength=output.strength,
                     resize=options.size,
                     tile=options.tile,
                     overlap=options.overlap,
                     max_pixels=options.max_pixels,
                     preserve_color=options.preserve_color,
                 )
-                path = target if as_file else target / (
-                    f"{content.stem}_{style.name}_{format_strength(strength)}.png"
-                )
-                save_image(out, path)
-                if options.json:
-                    record = {
-                        "input": str(content),
-                        "output": str(path),
-                        "style": style.name,
-                        "strength": strength,
-                        "size": [int(out.shape[0]), int(out.shape[1])],
-                        "seconds": round(time.perf_counter() - start, 3),
-                    }
-                    print(json.dumps(record), flush=True)
+            except ValueError as error:  # a content too small for its own style (strength != 1)
+                failures.append((str(content), str(error)))
+                print(f"skipped {output.path}: {error}", file=sys.stderr)
+                continue
+            save_image(out, output.path)
+            if options.json:
+                record = {
+                    "input": str(content),
+                    "output": str(output.path),
+                    "style": styles[output.style].name,
+                    "strength": output.strength,
+                    "size": [int(out.shape[0]), int(out.shape[1])],
+                    "seconds": round(time.perf_counter() - start, 3),
+                }
+                print(json.dumps(record), flush=True)
     if failures:
         print(f"{len(failures)} input(s) failed:", file=sys.stderr)
         for name, why in failures:

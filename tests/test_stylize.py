@@ -139,7 +139,7 @@ def test_cli_single_output_file_and_blend(capsys, files, tmp_path):
         (["--strength", "-0.5"], "--strength"),
         (["--strength", "nan"], "--strength"),
         (["--style_weights", "1,2,3"], "--style_weights has 3 values for 1 styles"),
-        (["--tile", "30"], "multiple of 4"),
+        (["--tile", "30"], "--tile 30 not a multiple of 4"),
         (["--style_index", "1"], "N-style"),
     ],
 )
@@ -162,17 +162,18 @@ def test_cli_bad_options_fail_before_work(capsys, files, tmp_path, extra, messag
             "Unknown command line flag 'nope'",
         ),
         (["x.png", "-o", "out", "--pretrained", "magenta-lite", "--size", "abc"], "flag --size=abc"),
-        (["x.png", "-o", "out"], "no model given; give one of --workdir"),
+        (["x.png", "-o", "out"], "no model given, stylize runs one model, give one of --workdir"),
         (
             ["x.png", "-o", "out", "--workdir", "w", "--pretrained", "magenta-lite"],
             "--workdir and --pretrained given",
         ),
         (["x.png", "--pretrained", "magenta-lite"], "-o/--output is required"),
         (["-o", "out", "--pretrained", "magenta-lite"], "no content images"),
-        (["x.png", "-o", "out", "--pretrained", "magenta-lite", "--step", "3"], "--step goes with --workdir"),
+        (["x.png", "-o", "out", "--pretrained", "magenta-lite", "--step", "3"], "--step without --workdir"),
         (
             ["x.png", "-o", "out", "--pretrained", "magenta-huge"],
-            "--pretrained: unknown pretrained model 'magenta-huge'",
+            "--pretrained 'magenta-huge' unknown, there are no published weights by that name, "
+            "give one of magenta, magenta-lite",
         ),
     ],
 )
@@ -187,7 +188,7 @@ def test_cli_calls_do_not_share_flags(capsys):
     assert code == 2 and "--workdir and --pretrained given" in err
     # Had --workdir stayed set, this would fail the same way.
     code, _, err = run_cli(capsys, "x.png", "-o", "out", "--pretrained", "magenta-lite", "--tile", "30")
-    assert code == 2 and "multiple of 4" in err, err
+    assert code == 2 and "not a multiple of 4" in err, err
 
 
 def test_command_line_bad_option_is_one_line_and_help_lists_flags(tmp_path):
@@ -197,7 +198,7 @@ def test_command_line_bad_option_is_one_line_and_help_lists_flags(tmp_path):
         capture_output=True, text=True, timeout=120, check=False,
     )
     assert bad.returncode == 2 and not bad.stdout, bad
-    assert bad.stderr == "error: --tile must be a multiple of 4 (the network's stride), got 30\n"
+    assert bad.stderr == "error: --tile 30 not a multiple of 4, the network's stride is 4, give 28 or 32\n"
     shown = subprocess.run([*command, "--help"], capture_output=True, text=True, timeout=120, check=False)
     assert "Stylize photos or folders of photos" in shown.stdout
     for flag in ("-o,--output", "--style:", "--style_index", "--strength", "--max_pixels", "--[no]json"):

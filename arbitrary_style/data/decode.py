@@ -14,15 +14,18 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import threading
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 log = logging.getLogger(__name__)
 
-# Image files we pick up from folders (Pillow reads all of them).
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+# Image files we pick up from folders (Pillow reads all of them; GIF and TIFF
+# as their first frame or page, see decode_image). Other files in a folder are
+# not read: list_folder returns them, for the tools to say what they skipped.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 
@@ -81,17 +84,43 @@ def decode_image(data: bytes, *, min_side: int | None = None) -> np.ndarray:
                     "RGB", (int(np.ceil(image.size[0] * scale)), int(np.ceil(image.size[1] * scale)))
                 )
             image.load()
-            # Animated GIF/WebP: the first frame (the file opens on it).
+            # Animated GIF/WebP, multi-page TIFF: the first frame (the file opens on it).
             upright = ImageOps.exif_transpose(image)
             array = _to_rgb(upright)
     except UnreadableImage:
         raise
+    except UnidentifiedImageError:
+        # Its own message names only the BytesIO object the bytes were in.
+        raise UnreadableImage("not an image file Pillow can identify") from None
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, EOFError) as e:
-        # OSError covers PIL.UnidentifiedImageError and truncated files.
+        # OSError covers truncated files.
         raise UnreadableImage(f"{type(e).__name__}: {e}") from None
     if array.ndim != 3 or array.shape[-1] != 3 or min(array.shape[:2]) < 1:
         raise UnreadableImage(f"unexpected decoded shape {array.shape}")
     return np.ascontiguousarray(array)
+
+
+def is_hidden(name: str) -> bool:
+    """Dot files: system files (.DS_Store) and macOS's AppleDouble twins (``._x.jpg``)."""
+    return name.startswith(".")
+
+
+def list_folder(directory: str | os.PathLike) -> tuple[list[str], list[str]]:
+    """(image files, other files) under ``directory``, recursively, each sorted.
+
+    Images are recognised by extension (``IMAGE_EXTENSIONS``, any case);
+    symbolic links to folders are followed; hidden files are in neither list.
+    The other files are there for the caller to report as skipped.
+    """
+    found, others = [], []
+    for root, dirs, files in os.walk(directory, followlinks=True):
+        dirs.sort()
+        for name in files:
+            if is_hidden(name):
+                continue
+            path = os.path.join(root, name)
+            (found if name.lower().endswith(IMAGE_EXTENSIONS) else others).append(path)
+    return sorted(found), sorted(others)
 
 
 class SkipLog:

@@ -30,11 +30,17 @@ image (arbitrary_style/inference/tiling.py), so a 4096x4096 photo fits in about 
 
 N-style models (``Stylizer.from_workdir`` of an N-style run) take a style
 index, a list of (index, weight) pairs, or a weight vector over the styles.
+
+A style image too small for the style predictor (``min_style_side``: 43 px a
+side for Inception-v3, whose VALID strided layers leave no features below it;
+any size for the lite MobileNetV2) is refused before the predictor runs, with
+a ``ValueError`` that names the image and the minimum.
 """
 
 from __future__ import annotations
 
 import os
+from functools import partial
 from typing import Any
 
 import jax
@@ -44,11 +50,10 @@ from flax import nnx
 
 from arbitrary_style import images, weights
 from arbitrary_style.images import load_image, resize_shorter_side, save_image  # noqa: F401  (save_image: part of this module's API)
-from arbitrary_style.inference import color, tiling
+from arbitrary_style.inference import PRETRAINED, color, tiling
 from arbitrary_style.inference.tiling import pad_to_multiple  # noqa: F401  (part of this module's API)
 from arbitrary_style.models import StyleModel, cpu_conv
 
-PRETRAINED = ("magenta", "magenta-lite")
 # Above this many pixels an image is stylized in tiles by default: at alpha 1
 # one 32-channel activation of a 1024x1024 image is 128 MB, and XLA keeps a few.
 DEFAULT_MAX_PIXELS = 1024 * 1024
@@ -62,7 +67,8 @@ DEFAULT_OVERLAP = 128
 # parameters {layer: (beta [B, C], gamma [B, C])}, the same for both models
 # (models.StyleModel).
 def _style_code(graphdef, state, conditioning):
-    # A style image too small for the predictor trunk is a ValueError from embed.
+    # A style image too small for the predictor trunk is a ValueError from embed,
+    # at trace time (Stylizer._predictor_accepts).
     return nnx.merge(graphdef, state).style_code(conditioning)
 
 
@@ -113,7 +119,11 @@ class Stylizer:
         self.num_styles = None if self.takes_style_images else model.style_code_size
         self.conditional_layers = tuple(model.transformer.conditional_layers)
         graphdef, state = nnx.split(model)
+        self._graphdef = graphdef
         self._state = state
+        # (height, width) -> whether the style predictor takes an image of that size.
+        self._predictor_sizes: dict[tuple[int, int], bool] = {}
+        self._min_style_side: int | None = None
         self.traces = {"style_code": 0, "norm_params": 0, "transfer": 0, "moments": 0}
 
         def bind(name, fn):
@@ -190,10 +200,66 @@ class Stylizer:
         array = load_image(image)
         return array if resize is None else resize_shorter_side(array, resize)
 
+    def _predictor_accepts(self, height: int, width: int) -> bool:
+        """Whether the style predictor has features for a height x width image.
+
+        Found by tracing it for that shape (``jax.eval_shape``: nothing runs):
+        a trunk whose VALID strided layers leave no features raises in
+        ``StylePredictor.embed`` at trace time.
+        """
+        size = (int(height), int(width))
+        if size not in self._predictor_sizes:
+            spec = jax.ShapeDtypeStruct((1, *size, 3), jnp.float32)
+            try:
+                jax.eval_shape(partial(_style_code, self._graphdef), self._state, spec)
+                self._predictor_sizes[size] = True
+            except ValueError:
+                self._predictor_sizes[size] = False
+        return self._predictor_sizes[size]
+
+    def min_style_side(self) -> int:
+        """The smallest side, in pixels, of an image the style predictor takes.
+
+        43 for Inception-v3, 1 for the lite MobileNetV2 (SAME padding
+        throughout). Each side of the trunk's output grows with the same side
+        of its input, so a search over square sizes finds it: doubling, then
+        bisection (about 12 traces for Inception, about a second on a CPU;
+        computed once).
+        """
+        self._need_style_images("min_style_side")
+        if self._min_style_side is None:
+            low, high = 0, 1  # low: rejected (0 stands for "none yet"), high: to try
+            while not self._predictor_accepts(high, high):
+                low, high = high, high * 2
+            while high - low > 1:
+                middle = (low + high) // 2
+                low, high = (low, middle) if self._predictor_accepts(middle, middle) else (middle, high)
+            self._min_style_side = high
+        return self._min_style_side
+
+    def _check_predictor_input(self, shape, what: str, resize: int | None, remedy: str) -> None:
+        """Raises a ValueError naming ``what`` if the style predictor cannot take ``shape``."""
+        height, width = shape[:2]
+        if self._predictor_accepts(height, width):
+            return
+        resized = f" after resizing its shorter side to {resize}" if resize is not None else ""
+        raise ValueError(
+            f"{what} is {height}x{width} pixels{resized}, too small for this model's style "
+            f"predictor, which needs at least {self.min_style_side()} pixels a side, {remedy}"
+        )
+
     def style_embedding(self, image, *, resize: int | None = None) -> np.ndarray:
-        """The predictor's bottleneck S of one style image: shape (bottleneck_dim,)."""
+        """The predictor's bottleneck S of one style image: shape (bottleneck_dim,).
+
+        Raises:
+          ValueError: an unreadable image, or one smaller than ``min_style_side``
+            (after the resize), named in the message.
+        """
         self._need_style_images("style_embedding")
         x = self._images(image, resize)
+        what = f"image {os.fspath(image)}" if isinstance(image, (str, os.PathLike)) else "style image"
+        remedy = "use a larger image" if resize is None else "use a larger resize"
+        self._check_predictor_input(x.shape, what, resize, remedy)
         return np.asarray(self._style_code(self._state, jnp.asarray(x)[None]))[0]
 
     def _is_embedding(self, style) -> bool:
@@ -379,5 +445,11 @@ class Stylizer:
         interpolating the embeddings (docs/reference-model.md §6).
         """
         self._need_style_images("strength (identity interpolation on the embedding)")
+        self._check_predictor_input(
+            seen_contents.shape[1:3],
+            "the content image as the style predictor sees it for strength != 1",
+            None,
+            "use strength 1 or a larger image",
+        )
         own = self._norm_params(self._state, self._style_code(self._state, jnp.asarray(seen_contents)))
         return jax.tree.map(lambda o, t: (1.0 - strength) * o + strength * t, own, params)
