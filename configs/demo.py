@@ -29,11 +29,12 @@ What differs from the paper's recipe, and why:
   cannot be downloaded offline), with the paper's loss weights.
 
 Measured (``make demo`` in a fresh clone, empty compilation cache, 2-core
-AMD EPYC, 2026-12-01): 4:58 wall time (training 4:18). Held-out pairs,
-content / style score (arbitrary_style/evaluation/scorer.py): the start 0.377 / 0.638,
-trained 0.337 / 0.663, the photo itself 1 / 0. Weighted loss, steps 2-40 ->
-201-240: total 8.57e6 -> 5.88e6, style 8.27e6 -> 5.57e6, content 2.96e5 ->
-3.11e5 (the style term is ~95 % of the loss with this loss network, and the
+AMD EPYC, 2026-12-01): 4:58 wall time on a quiet machine (training 4:18).
+Held-out pairs, content / style score (arbitrary_style/evaluation/scorer.py),
+from a rerun at commit b6f335f: the start 0.378 / 0.637, trained 0.338 /
+0.662, the photo itself 1 / 0. Weighted loss, steps 2-40 -> 201-240: total
+8.50e6 -> 5.68e6, style 8.22e6 -> 5.38e6, content 2.85e5 -> 2.99e5 (the
+style term is ~95 % of the loss with this loss network, and the
 network trades a little content for style).
 
 ``--config=configs/demo.py:smoke`` is a tiny variant for tests.

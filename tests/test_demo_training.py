@@ -2,8 +2,8 @@
 
 The claim the demo makes: fine-tuning the published lite model on the demo's
 styles keeps the photos recognisable and moves held-out stylizations towards
-their styles (configs/demo.py records the measured scores: the start 0.377 /
-0.638, trained 0.337 / 0.663). Checked here with margins, on held-out styles
+their styles (configs/demo.py records the measured scores: the start 0.378 /
+0.637, trained 0.338 / 0.662). Checked here with margins, on held-out styles
 the training never saw.
 """
 
