@@ -64,24 +64,20 @@ An output file that already exists is an error before any work, unless
 from __future__ import annotations
 
 import collections
-import dataclasses
 import json
 import math
-import os
 import pathlib
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from absl import app, flags, logging
 from tqdm import tqdm
 
 from arbitrary_style import command_line
 from arbitrary_style.command_line import UsageError, report_usage_error
-from arbitrary_style.inference import PRETRAINED
+from arbitrary_style.inference import PRETRAINED, files
 
-OUTPUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 MODEL_FLAGS = ("workdir", "magenta_checkpoint", "pretrained")
 MODEL_CHOICES = "--workdir DIR, --magenta_checkpoint PREFIX or --pretrained NAME"
 
@@ -177,97 +173,7 @@ def parse_indices(text: str) -> list[int]:
         ) from None
 
 
-def collect_contents(paths: Sequence[str]) -> tuple[list[pathlib.Path], list[tuple[str, str]], list[str]]:
-    """The content images: files named, and images found in folders (recursively, sorted).
-
-    Returns:
-      (images, failures, notes): each file once, in the order found; the
-      paths that are neither a file nor a folder, or folders without images,
-      with the reason; one line per folder naming the files in it that are
-      not images (skipped), for stderr.
-    """
-    # Deferred: importing arbitrary_style.data loads the training pipeline and
-    # JAX (about 1.5 s on a 2-core CPU), and the checks before this need neither.
-    from arbitrary_style.data.decode import IMAGE_EXTENSIONS, list_folder  # noqa: PLC0415
-
-    files, failures, notes = [], [], []
-    for raw in paths:
-        path = pathlib.Path(raw)
-        if path.is_dir():
-            found, others = list_folder(path)
-            if others:
-                shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
-                notes.append(
-                    f"skipped {len(others)} file(s) in {raw} that are not images by their extension "
-                    f"({' '.join(IMAGE_EXTENSIONS)}): {shown}"
-                )
-            if not found:
-                failures.append((raw, "folder holds no images (" + " ".join(IMAGE_EXTENSIONS) + ")"))
-            files.extend(pathlib.Path(p) for p in found)
-        elif path.is_file():
-            files.append(path)
-        else:
-            failures.append((raw, "no such file or folder"))
-    unique = {}
-    for file in files:
-        unique.setdefault(file.resolve(), file)
-    return list(unique.values()), failures, notes
-
-
-def _clashes(labels: Sequence[str]) -> list[list[int]]:
-    """Groups of indices whose labels are equal ignoring case, in order of first index."""
-    groups: dict[str, list[int]] = collections.defaultdict(list)
-    for i, label in enumerate(labels):
-        groups[label.casefold()].append(i)
-    return [group for group in groups.values() if len(group) > 1]
-
-
-def _number_clashes(labels: Sequence[str], order: Callable[[int], object]) -> list[str]:
-    """Labels that still clash get -1, -2, ... (in ``order``), skipping labels already taken."""
-    labels = list(labels)
-    taken = {label.casefold() for label in labels}
-    for group in _clashes(labels):
-        number = 0
-        for i in sorted(group, key=order):
-            while True:
-                number += 1
-                candidate = f"{labels[i]}-{number}"
-                if candidate.casefold() not in taken:
-                    break
-            taken.add(candidate.casefold())
-            labels[i] = candidate
-    return labels
-
-
-def unique_labels(paths: Sequence[pathlib.Path | str]) -> list[str]:
-    """A name for each file, different for different files (see the module docstring).
-
-    The stem; for files whose stems clash (ignoring case), the file name; for
-    those whose names still clash, the path from their common folder with
-    ``-`` for ``/``; then numbers. A function of the set of paths: the labels
-    do not depend on their order.
-    """
-    absolute = [pathlib.Path(os.path.abspath(p)) for p in paths]
-    labels = [p.stem for p in absolute]
-    for group in _clashes(labels):
-        for i in group:
-            labels[i] = absolute[i].name
-    for group in _clashes(labels):
-        common = os.path.commonpath([absolute[i].parent for i in group])
-        for i in group:
-            labels[i] = "-".join(absolute[i].relative_to(common).parts)
-    return _number_clashes(labels, order=lambda i: str(absolute[i]))
-
-
-@dataclasses.dataclass(frozen=True)
-class StyleChoice:
-    """One style to apply: what the Stylizer takes, and a name for files."""
-
-    style: object
-    name: str
-
-
-def style_choices(options: flags.FlagValues, stylizer) -> list[StyleChoice]:
+def style_choices(options: flags.FlagValues, stylizer) -> list[files.StyleChoice]:
     """The styles to apply, checked against the model (before any work)."""
     weights = (
         parse_floats(options.style_weights, "--style_weights") if options.style_weights else None
@@ -294,7 +200,7 @@ def style_choices(options: flags.FlagValues, stylizer) -> list[StyleChoice]:
                 once.setdefault(pathlib.Path(path).resolve(), path)
             items = list(once.values())
         distinct = list(dict.fromkeys(items))
-        labels = dict(zip(distinct, unique_labels(distinct), strict=True))
+        labels = dict(zip(distinct, files.unique_labels(distinct), strict=True))
         names = [labels[path] for path in items]
         if options.size is not None and options.size < stylizer.min_style_side():
             minimum = stylizer.min_style_side()
@@ -320,7 +226,7 @@ def style_choices(options: flags.FlagValues, stylizer) -> list[StyleChoice]:
         names = [f"style{i}" for i in items]
     if weights is None:
         # Styles without weights: one output each.
-        return [StyleChoice(item, name) for item, name in zip(items, names, strict=True)]
+        return [files.StyleChoice(item, name) for item, name in zip(items, names, strict=True)]
     if len(weights) != len(items):
         raise UsageError(
             f"--style_weights has {len(weights)} values for {len(items)} styles, "
@@ -333,92 +239,7 @@ def style_choices(options: flags.FlagValues, stylizer) -> list[StyleChoice]:
         )
     blend = [(item, w) for item, w in zip(items, weights, strict=True)]
     name = "+".join(f"{n}x{w:g}" for n, w in zip(names, weights, strict=True) if w)
-    return [StyleChoice(blend, name)]
-
-
-def output_target(output: str, num_outputs: int) -> tuple[pathlib.Path, bool]:
-    """(path, is_file); checks that the place is writable before any work."""
-    path = pathlib.Path(output)
-    as_file = path.suffix.lower() in OUTPUT_SUFFIXES and not path.is_dir()
-    if as_file and num_outputs != 1:
-        raise UsageError(
-            f"-o {output} names one file, there are {num_outputs} outputs, give a folder"
-        )
-    folder = path.parent if as_file else path
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as error:
-        raise UsageError(
-            f"output folder {folder} is not writable, {error.strerror or error}, "
-            "give -o a folder you can write to"
-        ) from None
-    return path, as_file
-
-
-def format_strength(strength: float) -> str:
-    """The shortest decimal that reads back as ``strength`` (``1``, ``0.5``): one name per value."""
-    return str(int(strength)) if strength.is_integer() and abs(strength) < 1e16 else repr(strength)
-
-
-@dataclasses.dataclass(frozen=True)
-class Output:
-    """One output file: which content, style and strength make it."""
-
-    content: pathlib.Path
-    style: int  # index into the style choices
-    strength: float
-    path: pathlib.Path
-
-
-def plan_outputs(
-    contents: Sequence[pathlib.Path],
-    styles: Sequence[StyleChoice],
-    strengths: Sequence[float],
-    target: pathlib.Path,
-    as_file: bool,
-) -> list[Output]:
-    """Every output, with its unique path (the module docstring's naming rule), content-major."""
-    combinations = [
-        (content, label, i, strength)
-        for content, label in zip(contents, unique_labels(contents), strict=True)
-        for i in range(len(styles))
-        for strength in strengths
-    ]
-    if as_file:
-        return [Output(c, i, strength, target) for c, _, i, strength in combinations]
-    names = [
-        f"{label}_{styles[i].name}_{format_strength(strength)}"
-        for _, label, i, strength in combinations
-    ]
-    names = _number_clashes(names, order=lambda k: k)
-    return [
-        Output(c, i, strength, target / f"{name}.png")
-        for (c, _, i, strength), name in zip(combinations, names, strict=True)
-    ]
-
-
-def check_overwrites(outputs: Sequence[Output], inputs: Sequence[pathlib.Path], overwrite: bool) -> None:
-    """Refuses outputs that would replace an input, a folder, or (without --overwrite) a file."""
-    input_files = {pathlib.Path(p).resolve() for p in inputs}
-    for output in outputs:
-        if output.path.resolve() in input_files:
-            raise UsageError(
-                f"output {output.path} is one of the inputs, writing it would replace that input, "
-                "give -o another folder"
-            )
-        if output.path.is_dir():
-            raise UsageError(
-                f"output {output.path} is a folder, a file cannot replace it, give -o another folder"
-            )
-    existing = [output.path for output in outputs if output.path.exists()]
-    if existing and not overwrite:
-        more = f" and {len(existing) - 1} more output file(s)" if len(existing) > 1 else ""
-        raise UsageError(
-            f"output {existing[0]}{more} already exist, stylize would overwrite them, "
-            "give --overwrite to replace them or -o another folder"
-        )
+    return [files.StyleChoice(blend, name)]
 
 
 def load_stylizer(options: flags.FlagValues, *, enable_compilation_cache: bool):
@@ -439,7 +260,7 @@ def load_stylizer(options: flags.FlagValues, *, enable_compilation_cache: bool):
     return Stylizer.from_pretrained(options.pretrained)
 
 
-def style_codes(options: flags.FlagValues, stylizer, styles: Sequence[StyleChoice]) -> list:
+def style_codes(options: flags.FlagValues, stylizer, styles: Sequence[files.StyleChoice]) -> list:
     """Each style's code, once for all contents and strengths; a bad style image is a UsageError."""
     codes = []
     for style in styles:
@@ -509,13 +330,13 @@ def stylize_inputs(
     try:
         check_options(options, paths)
         strengths = parse_strengths(options.strength)
-        contents, failures, notes = collect_contents(paths)
+        contents, failures, notes = files.collect_contents(paths)
         stylizer = load_stylizer(options, enable_compilation_cache=enable_compilation_cache)
         styles = style_choices(options, stylizer)
-        target, as_file = output_target(options.output, len(contents) * len(styles) * len(strengths))
-        outputs = plan_outputs(contents, styles, strengths, target, as_file)
+        target, as_file = files.output_target(options.output, len(contents) * len(styles) * len(strengths))
+        outputs = files.plan_outputs(contents, styles, strengths, target, as_file)
         style_files = [pathlib.Path(p) for p in options.style or ()]
-        check_overwrites(outputs, [*contents, *style_files], options.overwrite)
+        files.check_overwrites(outputs, [*contents, *style_files], options.overwrite)
         # After the output checks (an error there costs no predictor pass);
         # unreadable and too small style images are refused here.
         codes = style_codes(options, stylizer, styles)
@@ -527,7 +348,7 @@ def stylize_inputs(
     # Deferred with the Stylizer (see load_stylizer), which has loaded by now.
     from arbitrary_style.inference.stylizer import load_image, save_image  # noqa: PLC0415
 
-    by_content: dict[pathlib.Path, list[Output]] = collections.defaultdict(list)
+    by_content: dict[pathlib.Path, list[files.Output]] = collections.defaultdict(list)
     for output in outputs:
         by_content[output.content].append(output)
     progress = tqdm(contents, desc="stylize", unit="image", file=sys.stderr, disable=len(contents) < 2)

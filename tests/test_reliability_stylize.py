@@ -21,6 +21,7 @@ from PIL import Image
 
 from arbitrary_style import models, stylize
 from arbitrary_style.data.decode import decode_image
+from arbitrary_style.inference import files
 from arbitrary_style.inference.stylizer import Stylizer
 
 from conftest import synthetic_photo
@@ -84,16 +85,16 @@ def one_line_error(code: int, out: str, err: str) -> str:
 )
 def test_unique_labels_follow_the_rule_in_any_order(tmp_path, paths, expected):
     absolute = [tmp_path / p for p in paths]
-    assert stylize.unique_labels(absolute) == expected
+    assert files.unique_labels(absolute) == expected
     # A function of the set: every order gives every file the same label.
     for order in itertools.permutations(range(len(paths))):
-        labels = stylize.unique_labels([absolute[i] for i in order])
+        labels = files.unique_labels([absolute[i] for i in order])
         assert [labels[order.index(i)] for i in range(len(paths))] == expected
 
 
 def test_strength_names_are_distinct_for_distinct_values():
     values = [1.0, 0.5, 0.0, 2.0, 0.1234567, 0.1234568, 1e-5]
-    names = [stylize.format_strength(v) for v in values]
+    names = [files.format_strength(v) for v in values]
     assert names[:4] == ["1", "0.5", "0", "2"]
     assert len(set(names)) == len(values)
     assert [float(n) for n in names] == values
@@ -102,8 +103,8 @@ def test_strength_names_are_distinct_for_distinct_values():
 def test_whole_names_that_clash_are_numbered(tmp_path):
     # Content "a_b" with style "c" and content "a" with style "b_c": both "a_b_c_1".
     contents = [tmp_path / "a_b.png", tmp_path / "a.png"]
-    styles = [stylize.StyleChoice("c.png", "c"), stylize.StyleChoice("b_c.png", "b_c")]
-    outputs = stylize.plan_outputs(contents, styles, [1.0], tmp_path / "out", False)
+    styles = [files.StyleChoice("c.png", "c"), files.StyleChoice("b_c.png", "b_c")]
+    outputs = files.plan_outputs(contents, styles, [1.0], tmp_path / "out", False)
     names = [o.path.name for o in outputs]
     assert len(set(names)) == 4
     assert names == ["a_b_c_1-1.png", "a_b_b_c_1.png", "a_c_1.png", "a_b_c_1-2.png"]
