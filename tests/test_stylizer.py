@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 import arbitrary_style
+from arbitrary_style import inference, weights
 from arbitrary_style.images import resize, resize_shorter_side, save_image
 from arbitrary_style.inference.stylizer import Stylizer, pad_to_multiple
 
@@ -24,7 +25,7 @@ def stylizer():
 
 def test_exported_lazily():
     assert arbitrary_style.Stylizer is Stylizer
-    with pytest.raises(ValueError, match="known: magenta, magenta-lite"):
+    with pytest.raises(ValueError, match="valid names: magenta, magenta-lite"):
         Stylizer.from_pretrained("nope")
 
 
@@ -126,3 +127,9 @@ def test_batch(stylizer):
     out = stylizer.stylize_batch(contents, style)
     assert out.shape == (2, 35, 38, 3)
     np.testing.assert_allclose(out[1], stylizer.stylize(contents[1], style), atol=1e-5)
+
+
+def test_pretrained_names_agree_with_the_loaders():
+    # The command line checks --pretrained against inference.PRETRAINED before
+    # importing JAX; the loaders are weights.PRETRAINED_LOADERS.
+    assert set(inference.PRETRAINED) == set(weights.PRETRAINED_LOADERS)

