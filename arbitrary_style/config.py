@@ -147,7 +147,8 @@ def select_variant(
     if arg:
         if arg not in variants:
             raise ValueError(
-                f"unknown config variant {arg!r}; valid variants: {', '.join(sorted(variants))}"
+                f"unknown config variant {arg!r}, valid variants: {', '.join(sorted(variants))}, "
+                "write --config=FILE:VARIANT with one of them, or FILE alone"
             )
         variants[arg](config)
     config.lock()

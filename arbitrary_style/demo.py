@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
-from absl import app, flags, logging
+from absl import flags
 from ml_collections import config_flags
 
-from arbitrary_style import compilation_cache, losses
+# command_line first: it quiets the native logs before JAX loads.
+from arbitrary_style import command_line, compilation_cache, losses, preflight
+from arbitrary_style.command_line import UsageError
 from arbitrary_style.evaluation import heldout
 from arbitrary_style.training import observe, trainer
 
@@ -39,15 +40,15 @@ _WORKDIR = flags.DEFINE_string("workdir", "workdirs/demo", "Training workdir.")
 
 def main(argv):
     if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    if not flags.FLAGS["verbosity"].present:
-        # The demo's own lines go to stdout; the libraries' INFO records
-        # (orbax's checkpoint bookkeeping, about 40 lines) would bury them.
-        logging.set_verbosity(logging.WARNING)
+        raise UsageError(f"unexpected arguments: {' '.join(argv[1:])}, demo takes only flags")
+    # The demo's own lines go to stdout; the libraries' INFO records are off
+    # unless --verbose (command_line.configure_logging).
     compilation_cache.enable()
+    config = command_line.config_value(_CONFIG)
+    preflight.validate_config(config)
+    workdir = preflight.check_workdir(_WORKDIR.value)
     start = time.perf_counter()
-    workdir = Path(_WORKDIR.value)
-    trainer.train_and_evaluate(_CONFIG.value, workdir)
+    trainer.train_and_evaluate(config, workdir)
     trained = time.perf_counter()
     results = heldout.write_heldout_results(workdir)
     end = time.perf_counter()
@@ -72,4 +73,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    command_line.run_main(main)

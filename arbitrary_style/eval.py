@@ -18,10 +18,12 @@ options (``config.eval``) and defaults to the workdir's config.json.
 
 from __future__ import annotations
 
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
-from arbitrary_style import compilation_cache
+# command_line first: it quiets the native logs before JAX loads.
+from arbitrary_style import command_line, compilation_cache
+from arbitrary_style.command_line import UsageError, UserError
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Config file (data, loss network, config.eval); default: the workdir's.",
@@ -43,25 +45,30 @@ _OUTPUT = flags.DEFINE_string(
 def main(argv):
     compilation_cache.enable()  # before anything compiles
     if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+        raise UsageError(f"unexpected arguments: {' '.join(argv[1:])}, eval takes only flags")
+    config = command_line.config_value(_CONFIG) if _CONFIG.value is not None else None
     # Deferred until the flags have parsed: --help and a bad flag answer without
     # loading the models and the data pipeline.
+    from arbitrary_style import preflight  # noqa: PLC0415
     from arbitrary_style.evaluation import evaluator  # noqa: PLC0415
     from arbitrary_style.evaluation import pairs as eval_pairs  # noqa: PLC0415
 
+    if config is not None:
+        preflight.validate_config(config, training=False, heldout=True)
     try:
         evaluator.run(
             workdir=_WORKDIR.value,
             step=_STEP.value,
             pretrained=_PRETRAINED.value,
             magenta_checkpoint=_MAGENTA.value,
-            config=_CONFIG.value,
+            config=config,
             output=_OUTPUT.value,
         )
     except (FileNotFoundError, eval_pairs.EvaluationInputError) as e:
-        # Bad input, not a bug: the message names what is missing; no traceback.
-        raise app.UsageError(str(e)) from e
+        # Bad input, not a bug (a missing workdir or step, too few images):
+        # the message names what is missing; one line, no usage dump.
+        raise UserError(str(e)) from e
 
 
 if __name__ == "__main__":
-    app.run(main)
+    command_line.run_main(main)

@@ -9,11 +9,15 @@ per style, ...). Nothing is allocated: shapes only.
 
 from __future__ import annotations
 
-from absl import app, flags
+# command_line before flax: it quiets the native logs before JAX loads.
+from arbitrary_style import command_line  # isort: skip
+
+from absl import flags
 from flax import nnx
 from ml_collections import config_flags
 
-from arbitrary_style import models
+from arbitrary_style import models, preflight
+from arbitrary_style.command_line import UsageError
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.", lock_config=True)
 
@@ -58,11 +62,12 @@ def format_summary(config) -> str:
 
 def main(argv):
     if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    config = _CONFIG.value
+        raise UsageError(f"unexpected arguments: {' '.join(argv[1:])}, summary takes only flags")
+    config = command_line.config_value(_CONFIG)
+    preflight.check_model(config, need_num_styles=True)
     print(format_summary(config))
 
 
 if __name__ == "__main__":
     flags.mark_flag_as_required("config")
-    app.run(main)
+    command_line.run_main(main)

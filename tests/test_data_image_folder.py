@@ -56,6 +56,8 @@ GOOD = {
     "plain.webp": lambda: _webp(),
     "plain.bmp": lambda: _bmp(),
 }
+# Decodable, but under sources.MIN_IMAGE_SIDE: the training pipeline skips them.
+TOO_SMALL = {"one_pixel.png", "palette.png"}
 BAD = {
     "corrupt.jpg": lambda: _jpeg_bytes(Image.new("RGB", (64, 64), RED))[:300],
     "empty.jpg": lambda: b"",
@@ -144,13 +146,16 @@ def test_pipeline_skips_and_counts_bad_files(folder, caplog):
             assert 0 <= batch[key].min() and batch[key].max() <= 1
         seen.update(batch["style_id"].tolist())
     paths = data.sources.list_images(str(folder))
-    bad_ids = {i for i, p in enumerate(paths) if p.rsplit("/", 1)[-1] in BAD}
+    skipped = set(BAD) | TOO_SMALL
+    bad_ids = {i for i, p in enumerate(paths) if p.rsplit("/", 1)[-1] in skipped}
     assert len(paths) == len(GOOD) + len(BAD)
     assert not seen & bad_ids
-    assert seen == set(range(len(paths))) - bad_ids  # every good image is used
-    assert batches.skipped_count == len(BAD)
-    assert {p.rsplit("/", 1)[-1] for p in batches.skipped} == set(BAD)
-    assert "3 skipped so far" in caplog.text
+    assert seen == set(range(len(paths))) - bad_ids  # every other image is used
+    assert batches.skipped_count == len(skipped)
+    assert {p.rsplit("/", 1)[-1] for p in batches.skipped} == skipped
+    reasons = {p.rsplit("/", 1)[-1]: why for p, why in batches.skipped.items()}
+    assert reasons["one_pixel.png"] == "1x1 px is too small, the shorter side must be at least 16 px"
+    assert "5 skipped so far" in caplog.text
 
 
 def test_content_from_folder_is_upright_at_configured_size(tmp_path):

@@ -36,10 +36,10 @@ def test_missing_kaggle_csv_says_where_to_get_it(capsys, tmp_path):
     manual.mkdir()
     (manual / "train.zip").write_bytes(b"")  # not empty, but no all_data_info.csv
     argv = ["prepare", "painter_by_numbers", f"--manual_dir={manual}", f"--data_dir={tmp_path / 'data'}"]
-    assert prepare.run(argv) == 1
+    assert prepare.run(argv) == 2  # a user error: files to download by hand
     err = capsys.readouterr().err
     assert f"error: Painter by Numbers: expected all_data_info.csv in the manual directory {manual}" in err
-    assert KAGGLE_URL in err and "test.zip" in err
+    assert KAGGLE_URL in err and "test.zip" in err and err.count("\n") == 1
 
 
 def test_command_line_empty_manual_dir_prints_instructions_without_traceback(tmp_path):
@@ -49,10 +49,13 @@ def test_command_line_empty_manual_dir_prints_instructions_without_traceback(tmp
         [*PROGRAM, "painter_by_numbers", f"--manual_dir={manual}", f"--data_dir={tmp_path / 'data'}"],
         capture_output=True, text=True, timeout=300, check=False,
     )
-    assert result.returncode == 1, result.stderr
-    assert f"error: Manual directory {manual} does not exist or is empty" in result.stderr
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(
+        f"error: painter_by_numbers needs files downloaded by hand, the manual directory {manual} "
+        "does not exist or is empty"
+    )
     assert KAGGLE_URL in result.stderr and "all_data_info.csv" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1
 
 
 def test_command_line_help_and_bad_name():

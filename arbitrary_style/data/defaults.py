@@ -8,7 +8,8 @@ Sources (``style_sources``, ``content_sources``; names from
                       its Kaggle 'train' split; held-out: its 'test' split.
   dtd                 TFDS 'dtd' (first fold); training: 'train', held-out: 'test'.
   imagenet2012        TFDS 'imagenet2012' (manual download); content: 'train'.
-  image_folder        every jpg/jpeg/png/webp/bmp under a directory, recursively
+  image_folder        every image file under a directory, recursively (the
+                      extensions in arbitrary_style.data.decode.IMAGE_EXTENSIONS)
                       (``style_dir``, ``content_dir``, ``heldout_style_dir``).
   demo                the embedded demo set (arbitrary_style.data.demo).
 

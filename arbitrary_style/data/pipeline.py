@@ -97,7 +97,7 @@ class _Indexer:
             j = int(self._permutation(k, epoch)[pos])
             if j not in self._bad[k]:
                 try:
-                    image = source.load(j, min_side=self._min_side)
+                    image = sources_lib.check_image_size(source.load(j, min_side=self._min_side))
                     return image, np.int32(self._offsets[k] + j)
                 except decode_lib.UnreadableImage as e:
                     self._bad[k].add(j)
@@ -350,7 +350,7 @@ def _stream(sources, weights, seed, role, skip_log, min_side,
             image, sid = indexers[k].load(int(index), 0)
             return image, np.int32(sid + offsets[k]), True
         try:
-            return decode_lib.decode_image(bytes(data), min_side=min_side), np.int32(-1), True
+            return sources_lib.decode_training_image(bytes(data), min_side=min_side), np.int32(-1), True
         except decode_lib.UnreadableImage as e:
             label = name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
             skip_log.record(f"{sources[k].name}:{label}", str(e))

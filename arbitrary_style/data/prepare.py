@@ -10,23 +10,36 @@ dir, run this once first so they do not all write it at the same time.
 ``--data_dir`` is ``config.data.tfds_data_dir``, ``--manual_dir``
 ``config.data.manual_dir``. It ends with the examples per split.
 
-A bad command line fails at once with one line on stderr and exit status 2.
-A dataset whose files must be downloaded by hand (Painter by Numbers from
-Kaggle, ImageNet) and are missing from the manual directory exits with status
-1 and says where to get them and where to put them.
+A bad command line fails at once with one line on stderr and exit status 2,
+and so does a dataset whose files must be downloaded by hand (Painter by
+Numbers from Kaggle, ImageNet) when they are missing from the manual
+directory: the line says where to get them and where to put them.
 """
 
 from __future__ import annotations
 
-import sys
+import os
 from collections.abc import Sequence
 
-from absl import app, flags
+from absl import flags
 
 from arbitrary_style import command_line
-from arbitrary_style.command_line import UsageError, report_usage_error
+from arbitrary_style.command_line import UsageError, UserError
 from arbitrary_style.data import sources
 from arbitrary_style.registry import lookup
+
+# Datasets whose files TFDS cannot download: where to get them.
+MANUAL_DOWNLOADS = {
+    "painter_by_numbers": (
+        "all_data_info.csv, train.zip and test.zip from "
+        "https://www.kaggle.com/c/painter-by-numbers/data "
+        "(`kaggle competitions download -c painter-by-numbers`)"
+    ),
+    "imagenet2012": (
+        "ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar from https://image-net.org "
+        "(an account is needed)"
+    ),
+}
 
 
 def tfds_names() -> list[str]:
@@ -60,22 +73,48 @@ def dataset_name(words: Sequence[str]) -> str:
         raise UsageError(str(error)) from None
 
 
+def manual_dir(options: flags.FlagValues) -> str:
+    """The manual directory TFDS will read: ``--manual_dir``, else ``<data dir>/downloads/manual``."""
+    if options.manual_dir:
+        return options.manual_dir
+    data_dir = options.data_dir or os.environ.get("TFDS_DATA_DIR") or os.path.expanduser(
+        "~/tensorflow_datasets"
+    )
+    return os.path.join(data_dir, "downloads", "manual")
+
+
+def check_manual_files(name: str, options: flags.FlagValues) -> None:
+    """Raises UserError when ``name`` needs hand-downloaded files and their directory is
+    missing or empty (checked here: TFDS asserts it, after setting up the builder)."""
+    if name not in MANUAL_DOWNLOADS:
+        return
+    folder = manual_dir(options)
+    if os.path.isdir(folder) and os.listdir(folder):
+        return
+    raise UserError(
+        f"{name} needs files downloaded by hand, the manual directory {folder} does not "
+        f"exist or is empty, download {MANUAL_DOWNLOADS[name]} into it (or give "
+        "--manual_dir=DIR)"
+    )
+
+
 def prepare(options: flags.FlagValues, words: Sequence[str]) -> int:
-    """Prepares the dataset named in ``words``; prints its splits; returns the exit status."""
-    try:
-        name = dataset_name(words)
-    except UsageError as error:
-        return report_usage_error(error)
+    """Prepares the dataset named in ``words``; prints its splits; returns the exit status.
+
+    Raises:
+      UserError: a bad dataset name, or hand-downloaded files missing.
+    """
+    name = dataset_name(words)
+    check_manual_files(name, options)
     source = sources.TFDSSource(name, "train", options.data_dir, options.manual_dir)
     try:
         builder = source.builder()  # prepares it if needed
     except (AssertionError, FileNotFoundError) as error:
-        # Hand-downloaded files missing: TFDS asserts that the manual directory
-        # exists and is not empty, our Painter by Numbers builder raises
-        # FileNotFoundError for a missing file; both messages say where to get
-        # the files and where to put them, which is all the user needs.
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+        # Hand-downloaded files missing or incomplete: TFDS asserts that the
+        # manual directory exists and is not empty, our Painter by Numbers
+        # builder raises FileNotFoundError for a missing file; both messages
+        # say where to get the files and where to put them.
+        raise UserError(str(error)) from None
     for split, info in builder.info.splits.items():
         print(f"{name} {split}: {info.num_examples} examples in {builder.data_dir}")
     return 0
@@ -86,10 +125,6 @@ def run(argv: Sequence[str]) -> int:
     return command_line.run_command(argv, define_flags, prepare)
 
 
-def main(argv: list[str]) -> int:
-    # app.run has set absl logging to INFO: TFDS's progress shows while it prepares.
-    return prepare(flags.FLAGS, argv[1:])
-
-
 if __name__ == "__main__":
-    app.run(main, flags_parser=command_line.flags_parser(define_flags))
+    # TFDS's progress lines are INFO records: --verbose shows them.
+    command_line.run_tool(define_flags, prepare)

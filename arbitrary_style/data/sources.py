@@ -27,9 +27,39 @@ from arbitrary_style.data._tf import tfds as _tfds
 from arbitrary_style.registry import lookup
 
 ROLES = ("style", "content")
+# Images whose shorter side is under this many pixels are skipped like
+# unreadable ones (named in a warning, counted), not trained on. Every image
+# is resized to config.data.image_size (256 px in the paper's recipe), so a
+# smaller one is upscaled more than 16x into a nearly flat picture; a 1x1
+# image is exactly flat, instance normalisation then divides by
+# sqrt(epsilon), and one such image sent the gradient norm to 5e13. Skipped
+# rather than an error: one thumbnail among thousands of files should not
+# stop a run, as one corrupt file does not.
+MIN_IMAGE_SIDE = 16
 # 'train': the images a model trains on (observed styles); 'heldout': the
 # unobserved styles for evaluation (docs/reference-model.md §5).
 WHICH = ("train", "heldout")
+
+
+class TooSmallImage(decode_lib.UnreadableImage):
+    """An image whose shorter side is under ``MIN_IMAGE_SIDE``; skipped like an unreadable one."""
+
+
+def check_image_size(image: np.ndarray) -> np.ndarray:
+    """Returns ``image``; raises TooSmallImage when its shorter side is under MIN_IMAGE_SIDE."""
+    height, width = image.shape[:2]
+    if min(height, width) < MIN_IMAGE_SIDE:
+        raise TooSmallImage(
+            f"{width}x{height} px is too small, the shorter side must be at least "
+            f"{MIN_IMAGE_SIDE} px"
+        )
+    return image
+
+
+def decode_training_image(data: bytes, *, min_side: int | None = None) -> np.ndarray:
+    """``decode.decode_image`` for the training and evaluation data: also rejects
+    images too small to train on (``check_image_size``)."""
+    return check_image_size(decode_lib.decode_image(data, min_side=min_side))
 
 
 class IndexedSource:

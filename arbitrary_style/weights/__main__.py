@@ -12,10 +12,10 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from absl import app, flags
+from absl import flags
 
 from arbitrary_style import command_line
-from arbitrary_style.command_line import UsageError, report_usage_error
+from arbitrary_style.command_line import UsageError
 from arbitrary_style.weights.cache import FILES, cache_dir, download, local_files
 
 COMMANDS = ("list", "download")
@@ -56,11 +56,12 @@ def print_local_files() -> None:
 
 
 def weights_command(options: flags.FlagValues, words: Sequence[str]) -> int:
-    """Runs ``list`` or ``download NAME ...`` (``words``); returns the exit status."""
-    try:
-        check_command(options, words)
-    except UsageError as error:
-        return report_usage_error(error)
+    """Runs ``list`` or ``download NAME ...`` (``words``); returns the exit status.
+
+    Raises:
+      UsageError: a bad command (``check_command``).
+    """
+    check_command(options, words)
     if words[0] == "list":
         print_local_files()
         return 0
@@ -79,9 +80,5 @@ def run(argv: Sequence[str]) -> int:
     return command_line.run_command(argv, define_flags, weights_command)
 
 
-def main(argv: list[str]) -> int:
-    return weights_command(flags.FLAGS, argv[1:])
-
-
 if __name__ == "__main__":
-    app.run(main, flags_parser=command_line.flags_parser(define_flags))
+    command_line.run_tool(define_flags, weights_command)
