@@ -23,7 +23,8 @@ from ml_collections import config_flags
 
 # command_line first: it quiets the native logs before JAX loads.
 from arbitrary_style import command_line, compilation_cache
-from arbitrary_style.command_line import UsageError, UserError
+from arbitrary_style.command_line import UsageError
+from arbitrary_style.inference import PRETRAINED
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Config file (data, loss network, config.eval); default: the workdir's.",
@@ -32,7 +33,7 @@ _CONFIG = config_flags.DEFINE_config_file(
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir to evaluate.")
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
 _PRETRAINED = flags.DEFINE_enum(
-    "pretrained", None, ["magenta-lite", "magenta"], "Evaluate published weights instead."
+    "pretrained", None, list(PRETRAINED), "Evaluate published weights instead."
 )
 _MAGENTA = flags.DEFINE_string(
     "magenta_checkpoint", None, "Evaluate a Magenta TF1 checkpoint (prefix .../model.ckpt)."
@@ -51,24 +52,19 @@ def main(argv):
     # loading the models and the data pipeline.
     from arbitrary_style import preflight  # noqa: PLC0415
     from arbitrary_style.evaluation import evaluator  # noqa: PLC0415
-    from arbitrary_style.evaluation import pairs as eval_pairs  # noqa: PLC0415
 
     if config is not None:
         preflight.validate_config(config, training=False, heldout=True)
-    try:
-        evaluator.run(
-            workdir=_WORKDIR.value,
-            step=_STEP.value,
-            pretrained=_PRETRAINED.value,
-            magenta_checkpoint=_MAGENTA.value,
-            config=config,
-            output=_OUTPUT.value,
-        )
-    except (FileNotFoundError, eval_pairs.EvaluationInputError) as e:
-        # Bad input, not a bug (a missing workdir or step, too few images):
-        # the message names what is missing; one line, no usage dump.
-        raise UserError(str(e)) from e
-
+    # Bad input (a missing workdir or step, too few images) raises a user
+    # error, which command_line reports in one line.
+    evaluator.run(
+        workdir=_WORKDIR.value,
+        step=_STEP.value,
+        pretrained=_PRETRAINED.value,
+        magenta_checkpoint=_MAGENTA.value,
+        config=config,
+        output=_OUTPUT.value,
+    )
 
 if __name__ == "__main__":
     command_line.run_main(main)

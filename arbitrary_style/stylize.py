@@ -71,7 +71,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from absl import app, flags, logging
+from absl import app, flags
 from tqdm import tqdm
 
 from arbitrary_style import command_line
@@ -407,11 +407,8 @@ def run(argv: Sequence[str]) -> int:
 
 
 def main(argv: list[str]) -> int:
-    if not flags.FLAGS["verbosity"].present:
-        # app.run logs at INFO; here that is JAX probing for backends and the
-        # weight loader, above the outputs. Warnings only, unless --verbosity.
-        logging.set_verbosity(logging.WARNING)
-    return stylize_inputs(flags.FLAGS, argv[1:], enable_compilation_cache=True)
+    # The log level was set by the flags parser (command_line.configure_logging).
+    return command_line.guarded(stylize_inputs)(flags.FLAGS, argv[1:], enable_compilation_cache=True)
 
 
 if __name__ == "__main__":

@@ -93,7 +93,7 @@ USAGE_ERRORS = {
     "eval": (["--workdir={tmp}/missing"], "does not exist"),
     # A style image that does not exist: found once the model has loaded.
     "stylize": (["{tmp}/photo.png", "-o", "{tmp}/out", "--pretrained=magenta-lite",
-                 "--style={tmp}/missing.png"], "does not exist"),
+                 "--style={tmp}/missing.png"], "not found"),
 }
 
 

@@ -14,14 +14,14 @@ from collections.abc import Sequence
 import ml_collections
 import numpy as np
 
-from arbitrary_style import models
+from arbitrary_style import command_line, models
 from arbitrary_style.data import pipeline
 
 SETS = ("observed", "unobserved")
 
 
 
-class EvaluationInputError(ValueError):
+class EvaluationInputError(command_line.UserError, ValueError):
     """The evaluation cannot run as configured (too few images, a bad set name)."""
 
 
