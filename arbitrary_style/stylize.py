@@ -10,22 +10,36 @@ Model (one of): ``--workdir DIR [--step N]`` (a model we trained),
 ``--magenta_checkpoint PREFIX`` (Magenta's published checkpoint),
 ``--pretrained magenta-lite`` (the distilled lite pair; offline).
 
-Arbitrary model: ``--style IMG``, repeated for several styles
-(``--style a.jpg --style b.jpg``), with ``--style_weights`` for a blend of
-their embeddings. N-style model: ``--style_index i[,j,...]`` with
-``--style_weights``; all styles, one output each, when omitted (as Turi
-Create's ``stylize(style=None)``). ``--strength s1,s2`` gives one output per
-value (identity interpolation, docs/reference-model.md §6).
+Arbitrary model: ``--style IMG`` or ``--style FOLDER`` (every image in it,
+recursively, in sorted order), repeated for several styles (``--style a.jpg
+--style b.jpg``); each style image is one output, or ``--style_weights`` (one
+weight per style image, in that order, a folder's images in their sorted
+order) blends their embeddings into one. N-style model: ``--style_index
+i[,j,...]`` with ``--style_weights``; all styles, one output each, when
+omitted (as Turi Create's ``stylize(style=None)``). ``--strength s1,s2``
+gives one output per value (identity interpolation,
+docs/reference-model.md §6).
 
-Sizes: native resolution by default, or ``--size N`` (shorter side of the
-network input, result resized back); the output always has the input's size.
+Sizes, of the content and the style separately, as the reference's script
+(``--image_size``, ``--style_image_size``): ``--size N`` resizes the content
+(shorter side of the network input, result resized back; default native, and
+the output always has the input's size); ``--style_size N`` resizes each style
+image (shorter side, aspect kept, no crop; default 256, the reference's
+``--style_image_size``; 0 keeps the native size), arbitrary models only.
+``--size`` does not touch the styles: ``--size N --style_size N`` is what
+``--size N`` alone did before styles had a size of their own.
 Images over ``--max_pixels`` are stylized in tiles (``--tile``, ``--overlap``)
 with the instance-norm statistics of the whole image, so tiles do not change
 the look. ``--preserve_color`` keeps the content's colours (luminance-only
 transfer, see arbitrary_style/inference/color.py).
 
 Outputs are ``OUT/<content>_<style>_<strength>.png``, or ``OUT`` itself when
-it names an image file and there is one output. ``--json`` prints one JSON
+it names an image file and there is one output. ``--sheet`` writes instead
+one contact sheet per content, ``OUT/<content>_sheet.png`` (or ``OUT``, a
+file, for one content): the photo, its longer side shrunk to
+``--sheet_cell`` pixels, then every style (every ``--style`` image, or every
+style of an N-style model unless ``--style_index`` picks some) at every
+strength, each captioned with its name (arbitrary_style/inference/sheet.py). ``--json`` prints one JSON
 object per output. A missing or corrupt content image is reported and the rest
 are still processed; the exit status is then 1 and the failures are listed.
 Bad options fail before any work starts, with one line on stderr
@@ -48,9 +62,11 @@ so they do not depend on the order of the work or on which inputs fail:
   from the clashing files' common folder, ``/`` written as ``-``
   (``a/x.png``, ``b/x.png`` give ``a-x.png``, ``b-x.png``). A file given twice
   (by name and in a folder) is stylized once.
-* ``<style>`` is the same for ``--style`` images; ``style<i>`` for an
-  N-style model's style ``i``; a blend is ``<style>x<weight>`` joined by
-  ``+``. Outside a blend, a style given twice is applied once.
+* ``<style>`` is the same for ``--style`` images; for an N-style model's
+  style ``i``, the name its workdir's style record (``styles.json``, written
+  by training) gives it, made unique the same way (numbers in index order),
+  or ``style<i>`` for a workdir without one; a blend is ``<style>x<weight>``
+  joined by ``+``. Outside a blend, a style given twice is applied once.
 * ``<strength>`` is the shortest decimal that reads back as the value
   (``1``, ``0.5``, ``1e-05``); repeated values are applied once.
 * As a last resort, names that still clash (e.g. content ``a_b`` with style
@@ -64,6 +80,7 @@ An output file that already exists is an error before any work, unless
 from __future__ import annotations
 
 import collections
+import dataclasses
 import json
 import math
 import pathlib
@@ -77,6 +94,12 @@ from tqdm import tqdm
 from arbitrary_style import command_line
 from arbitrary_style.command_line import UsageError, report_usage_error
 from arbitrary_style.inference import PRETRAINED, files
+
+# The defaults of inference.stylizer.DEFAULT_STYLE_SIZE and
+# inference.sheet.DEFAULT_CELL (tests/test_usability_stylize.py keeps them
+# equal), here so that --help and option checks need no JAX.
+DEFAULT_STYLE_SIZE = 256
+DEFAULT_CELL = 256
 
 MODEL_FLAGS = ("workdir", "magenta_checkpoint", "pretrained")
 MODEL_CHOICES = "--workdir DIR, --magenta_checkpoint PREFIX or --pretrained NAME"
@@ -103,21 +126,31 @@ def define_flags(flag_values: flags.FlagValues) -> None:
         "step", None, "Checkpoint step in --workdir (default: latest).", flag_values=flag_values
     )
     flags.DEFINE_multi_string(
-        "style", None, "Style image for an arbitrary model",
+        "style", None,
+        "Style image, or folder of style images (recursive, sorted), for an arbitrary model; repeatable.",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_integer(
+        "style_size", DEFAULT_STYLE_SIZE,
+        "Shorter side of each style image at the style predictor (arbitrary model; as the reference's "
+        "--style_image_size); 0 keeps the native size.",
         flag_values=flag_values,
     )
     flags.DEFINE_string(
         "style_index", None, "Style index or indices i,j (N-style model).", flag_values=flag_values
     )
     flags.DEFINE_string(
-        "style_weights", None, "Blend weights w1,w2,... one per style.", flag_values=flag_values
+        "style_weights", None,
+        "Blend weights w1,w2,... one per style image (a folder's images in sorted order).",
+        flag_values=flag_values,
     )
     flags.DEFINE_string(
         "strength", "1", "Identity interpolation s1,s2,...; one output per value.",
         flag_values=flag_values,
     )
     flags.DEFINE_integer(
-        "size", None, "Shorter side of the network input (default: native).", flag_values=flag_values
+        "size", None, "Shorter side of the content at the network (default: native); styles: --style_size.",
+        flag_values=flag_values,
     )
     flags.DEFINE_integer(
         "tile", None, "Tile side in pixels (default: automatic).", flag_values=flag_values
@@ -135,6 +168,14 @@ def define_flags(flag_values: flags.FlagValues) -> None:
     )
     flags.DEFINE_boolean(
         "json", False, "One JSON object per output on stdout.", flag_values=flag_values
+    )
+    flags.DEFINE_boolean(
+        "sheet", False, "Write one contact sheet per content: every style on the photo, captioned.",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_integer(
+        "sheet_cell", DEFAULT_CELL, "Longer side of the photo in a --sheet (never enlarged).",
+        flag_values=flag_values,
     )
 
 
@@ -173,11 +214,22 @@ def parse_indices(text: str) -> list[int]:
         ) from None
 
 
-def style_choices(options: flags.FlagValues, stylizer) -> list[files.StyleChoice]:
+@dataclasses.dataclass(frozen=True)
+class Styles:
+    """The styles to apply, and what choosing them found."""
+
+    choices: list[files.StyleChoice]
+    files: list[pathlib.Path]  # style image files read (inputs that outputs must not replace)
+    notes: list[str]  # skipped non-image files in --style folders, for stderr
+
+
+def style_choices(options: flags.FlagValues, stylizer, strengths: Sequence[float] = (1.0,)) -> Styles:
     """The styles to apply, checked against the model (before any work)."""
     weights = (
         parse_floats(options.style_weights, "--style_weights") if options.style_weights else None
     )
+    style_files: list[pathlib.Path] = []
+    notes: list[str] = []
     if stylizer.num_styles is None:  # arbitrary model
         if options.style_index:
             raise UsageError(
@@ -187,12 +239,10 @@ def style_choices(options: flags.FlagValues, stylizer) -> list[files.StyleChoice
         if not options.style:
             raise UsageError(
                 "no style given, an arbitrary-style model needs a style image, "
-                "give --style IMG (repeated for several)"
+                "give --style IMG or --style FOLDER (repeated for several)"
             )
-        for path in options.style:
-            if not pathlib.Path(path).is_file():
-                raise UsageError(f"--style {path} not found, no such file, give an existing image file")
-        items: list = list(options.style)
+        style_files, notes = files.collect_styles(options.style)
+        items: list = [str(path) for path in style_files]
         if weights is None:
             # Without weights each style is one output: a style given twice, once.
             once: dict[pathlib.Path, str] = {}
@@ -202,17 +252,30 @@ def style_choices(options: flags.FlagValues, stylizer) -> list[files.StyleChoice
         distinct = list(dict.fromkeys(items))
         labels = dict(zip(distinct, files.unique_labels(distinct), strict=True))
         names = [labels[path] for path in items]
-        if options.size is not None and options.size < stylizer.min_style_side():
-            minimum = stylizer.min_style_side()
+        if options.style_size and options.style_size < (minimum := stylizer.min_style_side()):
             raise UsageError(
-                f"--size {options.size} too small, this model's style predictor needs style images "
-                f"of at least {minimum} pixels a side, give --size {minimum} or more"
+                f"--style_size {options.style_size} too small, this model's style predictor needs style "
+                f"images of at least {minimum} pixels a side, give --style_size {minimum} or more"
+            )
+        # --strength != 1 embeds the content as a style image (--style_size), or
+        # with --style_size 0 as the network sees it (--size).
+        embeds_content = any(s != 1.0 for s in strengths) and not options.style_size
+        if embeds_content and options.size and options.size < (minimum := stylizer.min_style_side()):
+            raise UsageError(
+                f"--size {options.size} too small for --strength other than 1, the style predictor "
+                f"embeds the content at that size and needs at least {minimum} pixels a side, "
+                f"give --size {minimum} or more"
             )
     else:
         if options.style:
             raise UsageError(
                 "--style is for arbitrary-style models, this N-style model has a fixed set of styles, "
                 f"give --style_index with values in 0..{stylizer.num_styles - 1}"
+            )
+        if options["style_size"].present:
+            raise UsageError(
+                "--style_size is for arbitrary-style models, this N-style model reads no style images, "
+                "leave --style_size out"
             )
         n = stylizer.num_styles
         indices = parse_indices(options.style_index) if options.style_index else list(range(n))
@@ -223,13 +286,16 @@ def style_choices(options: flags.FlagValues, stylizer) -> list[files.StyleChoice
                 "give indices in that range"
             )
         items = indices if weights is not None else list(dict.fromkeys(indices))
-        names = [f"style{i}" for i in items]
+        labels = files.style_labels(stylizer.style_names or [None] * n)
+        names = [labels[i] for i in items]
     if weights is None:
         # Styles without weights: one output each.
-        return [files.StyleChoice(item, name) for item, name in zip(items, names, strict=True)]
+        choices = [files.StyleChoice(item, name) for item, name in zip(items, names, strict=True)]
+        return Styles(choices, style_files, notes)
     if len(weights) != len(items):
+        folders = " (a --style folder gives one style per image in it)" if stylizer.num_styles is None else ""
         raise UsageError(
-            f"--style_weights has {len(weights)} values for {len(items)} styles, "
+            f"--style_weights has {len(weights)} values for {len(items)} styles{folders}, "
             "a blend takes one weight per style, give one per style"
         )
     if any(not math.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:
@@ -239,7 +305,7 @@ def style_choices(options: flags.FlagValues, stylizer) -> list[files.StyleChoice
         )
     blend = [(item, w) for item, w in zip(items, weights, strict=True)]
     name = "+".join(f"{n}x{w:g}" for n, w in zip(names, weights, strict=True) if w)
-    return [files.StyleChoice(blend, name)]
+    return Styles([files.StyleChoice(blend, name)], style_files, notes)
 
 
 def load_stylizer(options: flags.FlagValues, *, enable_compilation_cache: bool):
@@ -265,7 +331,7 @@ def style_codes(options: flags.FlagValues, stylizer, styles: Sequence[files.Styl
     codes = []
     for style in styles:
         try:
-            codes.append(stylizer.style_code(style.style, resize=options.size))
+            codes.append(stylizer.style_code(style.style, style_size=options.style_size or None))
         except ValueError as error:  # an unreadable or too small image, named in the message
             raise UsageError(f"--style {error}") from None
     return codes
@@ -291,10 +357,15 @@ def check_options(options: flags.FlagValues, paths: Sequence[str]) -> None:
             f"--pretrained {options.pretrained!r} unknown, there are no published weights by that name, "
             f"give one of {', '.join(PRETRAINED)}"
         )
-    for option in ("size", "tile", "max_pixels"):
+    for option in ("size", "tile", "max_pixels", "sheet_cell"):
         value = getattr(options, option)
         if value is not None and value <= 0:
             raise UsageError(f"--{option} {value} out of range, it must be positive, give a number > 0")
+    if options.style_size < 0:
+        raise UsageError(
+            f"--style_size {options.style_size} out of range, it is a shorter side in pixels, "
+            "give a number > 0, or 0 for the native size"
+        )
     if options.overlap is not None and options.overlap < 0:
         raise UsageError(f"--overlap {options.overlap} out of range, it must be >= 0, give 0 or more")
     if options.tile is not None and options.tile % 4:
@@ -332,46 +403,78 @@ def stylize_inputs(
         strengths = parse_strengths(options.strength)
         contents, failures, notes = files.collect_contents(paths)
         stylizer = load_stylizer(options, enable_compilation_cache=enable_compilation_cache)
-        styles = style_choices(options, stylizer)
-        target, as_file = files.output_target(options.output, len(contents) * len(styles) * len(strengths))
-        outputs = files.plan_outputs(contents, styles, strengths, target, as_file)
-        style_files = [pathlib.Path(p) for p in options.style or ()]
-        files.check_overwrites(outputs, [*contents, *style_files], options.overwrite)
+        styles = style_choices(options, stylizer, strengths)
+        if options.sheet:
+            target, as_file = files.output_target(options.output, len(contents))
+            sheets = files.plan_sheets(contents, target, as_file)
+            outputs = []
+            paths_out = sheets
+        else:
+            count = len(contents) * len(styles.choices) * len(strengths)
+            target, as_file = files.output_target(options.output, count)
+            outputs = files.plan_outputs(contents, styles.choices, strengths, target, as_file)
+            paths_out = [output.path for output in outputs]
+        files.check_overwrites(paths_out, [*contents, *styles.files], options.overwrite)
         # After the output checks (an error there costs no predictor pass);
         # unreadable and too small style images are refused here.
-        codes = style_codes(options, stylizer, styles)
+        codes = style_codes(options, stylizer, styles.choices)
     except (UsageError, FileNotFoundError) as error:
         return report_usage_error(error)
-    for note in notes:
+    for note in [*notes, *styles.notes]:
         print(note, file=sys.stderr)
 
     # Deferred with the Stylizer (see load_stylizer), which has loaded by now.
     from arbitrary_style.inference.stylizer import load_image, save_image  # noqa: PLC0415
 
+    def stylize_one(image, code, strength):
+        return stylizer.stylize(
+            image,
+            code,
+            strength=strength,
+            resize=options.size,
+            tile=options.tile,
+            overlap=options.overlap,
+            max_pixels=options.max_pixels,
+            preserve_color=options.preserve_color,
+        )
+
     by_content: dict[pathlib.Path, list[files.Output]] = collections.defaultdict(list)
     for output in outputs:
         by_content[output.content].append(output)
     progress = tqdm(contents, desc="stylize", unit="image", file=sys.stderr, disable=len(contents) < 2)
-    for content in progress:
+    for k, content in enumerate(progress):
         try:
             image = load_image(content)
         except (OSError, ValueError) as error:
             failures.append((str(content), str(error)))
             print(f"skipped {content}: {error}", file=sys.stderr)
             continue
+        if options.sheet:
+            start = time.perf_counter()
+            try:
+                sheet = contact_sheet(
+                    image, styles.choices, codes, strengths, stylize_one, options.sheet_cell
+                )
+            except ValueError as error:  # a content too small for its own style (strength != 1)
+                failures.append((str(content), str(error)))
+                print(f"skipped {sheets[k]}: {error}", file=sys.stderr)
+                continue
+            save_image(sheet, sheets[k])
+            if options.json:
+                record = {
+                    "input": str(content),
+                    "output": str(sheets[k]),
+                    "styles": [style.name for style in styles.choices],
+                    "strengths": strengths,
+                    "size": [int(sheet.shape[0]), int(sheet.shape[1])],
+                    "seconds": round(time.perf_counter() - start, 3),
+                }
+                print(json.dumps(record), flush=True)
+            continue
         for output in by_content[content]:
             start = time.perf_counter()
             try:
-                out = stylizer.stylize(
-                    image,
-                    codes[output.style],
-                    strength=output.strength,
-                    resize=options.size,
-                    tile=options.tile,
-                    overlap=options.overlap,
-                    max_pixels=options.max_pixels,
-                    preserve_color=options.preserve_color,
-                )
+                out = stylize_one(image, codes[output.style], output.strength)
             except ValueError as error:  # a content too small for its own style (strength != 1)
                 failures.append((str(content), str(error)))
                 print(f"skipped {output.path}: {error}", file=sys.stderr)
@@ -381,7 +484,7 @@ def stylize_inputs(
                 record = {
                     "input": str(content),
                     "output": str(output.path),
-                    "style": styles[output.style].name,
+                    "style": styles.choices[output.style].name,
                     "strength": output.strength,
                     "size": [int(out.shape[0]), int(out.shape[1])],
                     "seconds": round(time.perf_counter() - start, 3),
@@ -393,6 +496,21 @@ def stylize_inputs(
             print(f"  {name}: {why}", file=sys.stderr)
         return 1
     return 0
+
+
+def contact_sheet(image, styles: Sequence[files.StyleChoice], codes, strengths, stylize_one, cell: int):
+    """The photo (longer side shrunk to ``cell``) and its stylization by every style at
+    every strength, as one captioned sheet (arbitrary_style/inference/sheet.py)."""
+    # Deferred with the Stylizer (see load_stylizer): the sheet module resizes with JAX.
+    from arbitrary_style.inference import sheet  # noqa: PLC0415
+
+    small = sheet.thumbnail(image, cell)
+    cells = [("original", small)]
+    for style, code in zip(styles, codes, strict=True):
+        for strength in strengths:
+            caption = style.name if len(strengths) == 1 else f"{style.name} {files.format_strength(strength)}"
+            cells.append((caption, stylize_one(small, code, strength)))
+    return sheet.contact_sheet(cells)
 
 
 def run(argv: Sequence[str]) -> int:

@@ -247,7 +247,7 @@ def test_min_style_side(inception, lite):
 def test_too_small_style_image_is_refused_before_the_predictor_runs(inception, shape):
     message = rf"style image is {shape[0]}x{shape[1]} pixels, .* at least 43 pixels"
     with pytest.raises(ValueError, match=message):
-        inception.style_embedding(np.zeros((*shape, 3), np.float32))
+        inception.style_embedding(np.zeros((*shape, 3), np.float32), style_size=None)
 
 
 def test_too_small_style_on_the_command_line_is_one_line(cli, monkeypatch, inception, tmp_path):
@@ -257,9 +257,14 @@ def test_too_small_style_on_the_command_line_is_one_line(cli, monkeypatch, incep
     tiny = tmp_path / "tiny.png"
     Image.fromarray(photo(30, 60, 2)).save(tiny)
     argv = [content, "-o", tmp_path / "out", "--pretrained", "magenta", "--style", tiny]
-    err = one_line_error(*cli(*argv))
+    # At its native size (by default it is enlarged to 256 px).
+    err = one_line_error(*cli(*argv, "--style_size", "0"))
     assert err.startswith(f"error: --style image {tiny} is 30x60 pixels, too small"), err
     assert "at least 43 pixels a side" in err
-    err = one_line_error(*cli(*argv, "--size", "16"))
-    assert err.startswith("error: --size 16 too small") and "give --size 43 or more" in err, err
+    err = one_line_error(*cli(*argv, "--style_size", "16"))
+    assert err.startswith("error: --style_size 16 too small") and "give --style_size 43 or more" in err, err
+    # --size is the content's; the predictor sees the content only for --strength != 1.
+    err = one_line_error(*cli(*argv, "--style_size", "0", "--size", "16", "--strength", "0.5"))
+    assert err.startswith("error: --size 16 too small for --strength other than 1"), err
+    assert "give --size 43 or more" in err, err
     assert not list((tmp_path / "out").iterdir())

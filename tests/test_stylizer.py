@@ -96,16 +96,20 @@ def test_strength_is_identity_interpolation(stylizer):
     )
 
 
-def test_resize_applies_reference_preprocessing(stylizer):
-    # Shorter sides to 36: content 72x80 -> 36x40, style 96x96 -> 36x36; the
-    # result comes back at 72x80.
-    content = synthetic_photo(72, 80, 7)
-    out = stylizer.stylize(content, synthetic_photo(96, 96, 8), resize=36)
+def test_resize_and_style_size_apply_the_reference_preprocessing(stylizer):
+    # As the reference's --image_size and --style_image_size, separately:
+    # content 72x80 -> 36x40 (the result comes back at 72x80), style 96x96 ->
+    # 36x36 with style_size=36, 256x256 by default, as given with None.
+    content, style = synthetic_photo(72, 80, 7), synthetic_photo(96, 96, 8)
+    small = resize_shorter_side(content, 36)
+    out = stylizer.stylize(content, style, resize=36, style_size=36)
     assert out.shape == (72, 80, 3)
-    expected = stylizer.stylize(
-        resize_shorter_side(content, 36), resize_shorter_side(synthetic_photo(96, 96, 8), 36)
-    )
+    expected = stylizer.stylize(small, resize_shorter_side(style, 36), style_size=None)
     np.testing.assert_allclose(out, resize(expected, (72, 80)), atol=1e-5)
+    default = stylizer.stylize(content, style, resize=36)
+    expected = stylizer.stylize(small, resize_shorter_side(style, 256), style_size=0)
+    np.testing.assert_allclose(default, resize(expected, (72, 80)), atol=1e-5)
+    assert np.abs(default - out).max() > 1e-2  # the style's size shows
 
 
 def test_compiles_once_per_shape(stylizer):

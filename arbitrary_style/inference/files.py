@@ -1,8 +1,9 @@
 """Which files a stylization reads and what its outputs are called.
 
-Content images come from files and folders (``collect_contents``); folders are
-searched recursively for ``.jpg .jpeg .png .webp .bmp .gif .tif .tiff`` files
-(any case; a GIF or multi-page TIFF gives its first frame), and other files in
+Content images come from files and folders (``collect_contents``), and so do
+style images (``collect_styles``); folders are searched recursively for
+``.jpg .jpeg .png .webp .bmp .gif .tif .tiff`` files (any case; a GIF or
+multi-page TIFF gives its first frame), in sorted order, and other files in
 them are reported as skipped. An image file named directly is read whatever
 its extension, if Pillow reads it.
 
@@ -18,8 +19,12 @@ inputs fail:
   from the clashing files' common folder, ``/`` written as ``-``
   (``a/x.png``, ``b/x.png`` give ``a-x.png``, ``b-x.png``). A file given twice
   (by name and in a folder) is stylized once.
-* ``<style>`` is the same for style images; ``style<i>`` for an N-style
-  model's style ``i``; a blend is ``<style>x<weight>`` joined by ``+``.
+* ``<style>`` is the same for style images; for an N-style model's style
+  ``i``, its name in the workdir's style record (``styles.json``, see
+  arbitrary_style/inference/style_record.py; ``/`` and ``\\`` written as
+  ``-``, names that clash ignoring case numbered ``-1``, ``-2``, ... in index
+  order: ``style_labels``), or ``style<i>`` without a record; a blend is
+  ``<style>x<weight>`` joined by ``+``.
 * ``<strength>`` is the shortest decimal that reads back as the value
   (``1``, ``0.5``, ``1e-05``).
 * As a last resort, names that still clash (e.g. content ``a_b`` with style
@@ -81,6 +86,64 @@ def collect_contents(paths: Sequence[str]) -> tuple[list[pathlib.Path], list[tup
     for file in files:
         unique.setdefault(file.resolve(), file)
     return list(unique.values()), failures, notes
+
+
+
+def collect_styles(paths: Sequence[str]) -> tuple[list[pathlib.Path], list[str]]:
+    """The style images of ``--style`` entries: files as given, folders expanded.
+
+    A folder gives every image in it (recursively, sorted by path, as
+    ``collect_contents``), in place of the folder: a blend's weights follow
+    that order. Returns (images, notes), the notes naming skipped non-image
+    files, one line per folder.
+
+    Raises:
+      UsageError: an entry that is neither a file nor a folder, or a folder
+        without images.
+    """
+    # Deferred as in collect_contents.
+    from arbitrary_style.data.decode import IMAGE_EXTENSIONS, list_folder  # noqa: PLC0415
+
+    found_all: list[pathlib.Path] = []
+    notes = []
+    for raw in paths:
+        path = pathlib.Path(raw)
+        if path.is_dir():
+            found, others = list_folder(path)
+            if not found:
+                raise UsageError(
+                    f"--style folder {raw} holds no images, none has an image extension "
+                    f"({' '.join(IMAGE_EXTENSIONS)}), give a folder of style images or an image file"
+                )
+            if others:
+                notes.append(
+                    f"skipped {len(others)} file(s) in --style folder {raw} that are not images "
+                    f"by their extension: {', '.join(others[:5])}"
+                    + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+                )
+            found_all.extend(pathlib.Path(p) for p in found)
+        elif path.is_file():
+            found_all.append(path)
+        else:
+            raise UsageError(
+                f"--style {raw} not found, no such file or folder, "
+                "give an image file or a folder of style images"
+            )
+    return found_all, notes
+
+
+def style_labels(names: Sequence[str | None]) -> list[str]:
+    """File-name parts for an N-style model's styles: the recorded names, made safe and unique.
+
+    ``names[i]`` is style ``i``'s recorded name, or None (``style<i>``).
+    Path separators become ``-``; an empty name is ``style<i>``; names
+    that clash ignoring case get ``-1``, ``-2``, ... in index order.
+    """
+    labels = []
+    for i, name in enumerate(names):
+        safe = "" if name is None else name.replace("/", "-").replace("\\", "-").strip()
+        labels.append(safe if safe and safe not in (".", "..") else f"style{i}")
+    return _number_clashes(labels, order=lambda i: i)
 
 
 
@@ -199,20 +262,29 @@ def plan_outputs(
 
 
 
-def check_overwrites(outputs: Sequence[Output], inputs: Sequence[pathlib.Path], overwrite: bool) -> None:
-    """Refuses outputs that would replace an input, a folder, or (without --overwrite) a file."""
+def plan_sheets(contents: Sequence[pathlib.Path], target: pathlib.Path, as_file: bool) -> list[pathlib.Path]:
+    """The contact sheet of each content: ``target`` itself, or ``target/<content>_sheet.png``."""
+    if as_file:
+        return [target]
+    return [target / f"{label}_sheet.png" for label in unique_labels(contents)]
+
+
+def check_overwrites(
+    outputs: Sequence[pathlib.Path], inputs: Sequence[pathlib.Path], overwrite: bool
+) -> None:
+    """Refuses output paths that would replace an input, a folder, or (without --overwrite) a file."""
     input_files = {pathlib.Path(p).resolve() for p in inputs}
-    for output in outputs:
-        if output.path.resolve() in input_files:
+    for path in outputs:
+        if path.resolve() in input_files:
             raise UsageError(
-                f"output {output.path} is one of the inputs, writing it would replace that input, "
+                f"output {path} is one of the inputs, writing it would replace that input, "
                 "give -o another folder"
             )
-        if output.path.is_dir():
+        if path.is_dir():
             raise UsageError(
-                f"output {output.path} is a folder, a file cannot replace it, give -o another folder"
+                f"output {path} is a folder, a file cannot replace it, give -o another folder"
             )
-    existing = [output.path for output in outputs if output.path.exists()]
+    existing = [path for path in outputs if path.exists()]
     if existing and not overwrite:
         more = f" and {len(existing) - 1} more output file(s)" if len(existing) > 1 else ""
         raise UsageError(

