@@ -168,13 +168,16 @@ class Progress:
         return (self.num_steps - step) / rate
 
     def line(self, step: int, loss: float, rates: Mapping[str, float]) -> str:
+        """One progress line; no rates when there are none (the first step's
+        time is mostly compilation, and ``rates`` leaves it out)."""
         eta = self.eta_seconds(step)
         eta_text = "?" if math.isnan(eta) else format_seconds(eta)
-        sps = rates.get("steps_per_sec", math.nan)
-        return (
-            f"step {step}/{self.num_steps}  loss {loss:.5g}  {sps:.3g} steps/s  "
-            f"{rates.get('images_per_sec', math.nan):.3g} images/s  ETA {eta_text}"
+        rate_text = (
+            f"{rates['steps_per_sec']:.3g} steps/s  {rates['images_per_sec']:.3g} images/s  "
+            if "steps_per_sec" in rates
+            else ""
         )
+        return f"step {step}/{self.num_steps}  loss {loss:.5g}  {rate_text}ETA {eta_text}"
 
 
 def format_seconds(seconds: float) -> str:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import logging
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,8 @@ from arbitrary_style.training import step as step_lib
 TRAIN_ITEM_FIELDS = ("step", "opt_state")
 # One JSON line per log step (process 0): what TensorBoard shows, for scripts.
 METRICS_FILE = "metrics.jsonl"
+
+log = logging.getLogger(__name__)
 
 
 def resolve_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
@@ -159,20 +162,36 @@ def model_state(state: step_lib.State) -> nnx.State:
     return nnx.merge_state(state["params"], state["batch_stats"], state["frozen"])
 
 
-def restore_into(run: Run, mngr, step: int) -> step_lib.State:
-    """The train state of checkpoint ``step``, restored straight into the mesh's shardings."""
+def restore_into(
+    run: Run, mngr
+) -> tuple[int | None, step_lib.State, list[checkpoints.DamagedCheckpointError]]:
+    """The train state of the newest valid checkpoint, restored straight into
+    the mesh's shardings and verified (``checkpoints.restore_newest_valid``).
+
+    Returns:
+      (step, state, damaged): ``step`` None and ``run.state`` when there is
+      no checkpoint; ``damaged`` what was wrong with each newer step.
+
+    Raises:
+      checkpoints.CheckpointError: there are checkpoints and none is valid.
+    """
     state = run.state
     abstract_model = checkpoints.abstract_like(model_state(state))
     abstract_train = checkpoints.abstract_like({k: state[k] for k in TRAIN_ITEM_FIELDS})
-    restored_model, restored_train = checkpoints.restore(mngr, step, abstract_model, abstract_train)
+    step, restored_model, restored_train, damaged = checkpoints.restore_newest_valid(
+        mngr, abstract_model, abstract_train
+    )
+    if step is None:
+        return None, state, damaged
     params, batch_stats, frozen = nnx.split_state(restored_model, run.trainable, nnx.BatchStat, ...)
-    return {
+    restored = {
         **restored_train,
         "params": params,
         "batch_stats": batch_stats,
         "frozen": frozen,
         "guard": state["guard"],
     }
+    return step, restored, damaged
 
 
 def make_preview(run: Run) -> Callable:
@@ -297,6 +316,8 @@ def train_and_evaluate(
     Raises:
       step_lib.NonFiniteLossError: a loss term became NaN/Inf (the message names the
         step and the term; checkpoints written before it are kept).
+      checkpoints.CheckpointError: no checkpoint of the workdir is valid, or
+        a checkpoint could not be saved (the run stops at that step).
     """
     parallel.maybe_initialize_distributed()
     workdir = Path(workdir)
@@ -306,14 +327,32 @@ def train_and_evaluate(
 
     run = setup(config)
     mngr = checkpoints.manager(workdir, max_to_keep=tc.max_checkpoints_to_keep)
-    state = run.state
-    start_step = 0
-    latest = mngr.latest_step()
-    if latest is not None:
-        state = restore_into(run, mngr, latest)
-        start_step = int(latest)
+    try:
+        latest, state, damaged = restore_into(run, mngr)
+    except BaseException:
+        mngr.close()
+        raise
+    start_step = 0 if latest is None else int(latest)
+    if damaged:
+        if is_chief:
+            for error in damaged:
+                path = checkpoints.step_path(mngr, error.step)
+                moved = checkpoints.set_aside(mngr, error.step)
+                log.warning(
+                    "checkpoint %s is damaged (%s); moved to %s, resuming from step %d",
+                    path,
+                    error.reason,
+                    moved,
+                    latest,
+                )
+        if jax.process_count() > 1:
+            multihost_utils.sync_global_devices("damaged checkpoints set aside")
+        mngr.reload()
     if is_chief:
         checkpoints.save_config(config, workdir)
+        # A run killed after its last checkpoint logged steps that this run
+        # computes again: one row per step.
+        _drop_rows_after(workdir / METRICS_FILE, start_step)
     writer = observe.make_writer(workdir, enabled=tc.tensorboard, is_chief=is_chief)
     say = observe.log if is_chief else (lambda message: None)
     counts = run.param_counts
@@ -388,6 +427,8 @@ def train_and_evaluate(
                     )
             if done % tc.checkpoint_every == 0 or last:
                 step_lib.check_guard(state, run.term_names, last_saved)
+                # Returns once the step is on disk, so that a failed write
+                # stops the run here (checkpoints.manager says what it costs).
                 checkpoints.save(
                     mngr,
                     done,
@@ -400,11 +441,23 @@ def train_and_evaluate(
         if tc.num_steps > start_step:
             step_lib.check_guard(state, run.term_names, last_saved)
     finally:
-        mngr.wait_until_finished()
         mngr.close()
         writer.flush()
         writer.close()
     return state, last_metrics
+
+
+def _drop_rows_after(path: Path, step: int) -> None:
+    """Removes the rows of ``path`` (JSON lines) whose step is after ``step``."""
+    if not path.exists():
+        return
+    lines = path.read_text().splitlines(keepends=True)
+    kept = [line for line in lines if line.strip() and json.loads(line)["step"] <= step]
+    if len(kept) == len(lines):
+        return
+    partial = path.with_name(path.name + ".tmp")
+    partial.write_text("".join(kept))
+    partial.replace(path)  # atomic: a kill now leaves the old file or the new one
 
 
 def _append_jsonl(path: Path, record: Mapping[str, float]) -> None:
