@@ -29,6 +29,7 @@ the native TensorFlow / XLA logs (``quiet_native_logs``).
 
 from __future__ import annotations
 
+import logging as std_logging
 import os
 import re
 import sys
@@ -65,7 +66,7 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
     # workdir) surface as FileNotFoundError from the libraries that open
     # them; the weights package's errors (missing, damaged or mismatched
     # files) name the file and the command that fixes it.
-    return (UserError, FileNotFoundError, _weights_error_type())
+    return (UserError, FileNotFoundError, _weights_error_type(), _checkpoint_error_type())
 
 
 def _weights_error_type() -> type[BaseException]:
@@ -74,6 +75,14 @@ def _weights_error_type() -> type[BaseException]:
     from arbitrary_style.weights.core import WeightsError  # noqa: PLC0415
 
     return WeightsError
+
+
+def _checkpoint_error_type() -> type[BaseException]:
+    # Deferred for the same reason (orbax and JAX). A damaged or unsavable
+    # checkpoint is the user's disk or files, reported with what to do.
+    from arbitrary_style.training.checkpoints import CheckpointError  # noqa: PLC0415
+
+    return CheckpointError
 
 
 def verbose_requested(argv: Sequence[str] | None = None) -> bool:
@@ -169,6 +178,10 @@ def configure_logging(flag_values: flags.FlagValues) -> None:
     verbosity_given = "verbosity" in flag_values and flag_values["verbosity"].present
     if verbose and not verbosity_given:
         logging.set_verbosity(logging.INFO)
+        # Orbax's records are filtered at the library boundary; --verbose wants them.
+        from arbitrary_style.training import checkpoints  # noqa: PLC0415  (orbax, JAX: see above)
+
+        checkpoints.set_orbax_log_level(std_logging.INFO)  # Python's level, not absl's
     elif not verbosity_given:
         logging.set_verbosity(logging.WARNING)
 

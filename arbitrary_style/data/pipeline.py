@@ -456,23 +456,34 @@ def split_by_weight(total: int, weights: np.ndarray) -> list[int]:
 
 def _nstyle_style_images(config) -> list[np.ndarray]:
     """All readable images of the style sources, in order (N-style: one style each)."""
-    key = (
-        tuple(config.data.style_sources),
-        config.data.image_folder.style_dir,
-        config.data.tfds_data_dir,
-    )
-    return _nstyle_cache(key, config)
+    return _nstyle_cache(_nstyle_key(config), config)[0]
+
+
+def style_table_sources(config) -> tuple[list[str], list[np.ndarray]]:
+    """Where each row of an N-style model's style table comes from, by style id:
+    the source label of its image (``ordered_images``: a file path, or
+    '<source>:<file name>') and the image as read (uint8, any size)."""
+    wanted = int(config.model.get("num_styles", 0) or 0) or None
+    images, labels = _nstyle_cache(_nstyle_key(config), config)
+    return labels[:wanted], images[:wanted]
 
 
 _NSTYLE_CACHE: dict = {}
 
 
-def _nstyle_cache(key, config):
+def _nstyle_cache(key, config) -> tuple[list[np.ndarray], list[str]]:
     if key not in _NSTYLE_CACHE:
-        images, _ = ordered_images(config, "style", "train", None)
         _NSTYLE_CACHE.clear()  # one style set at a time
-        _NSTYLE_CACHE[key] = images
+        _NSTYLE_CACHE[key] = ordered_images(config, "style", "train", None)
     return _NSTYLE_CACHE[key]
+
+
+def _nstyle_key(config) -> tuple:
+    return (
+        tuple(config.data.style_sources),
+        config.data.image_folder.style_dir,
+        config.data.tfds_data_dir,
+    )
 
 
 def _nstyle_style_table(config) -> np.ndarray:

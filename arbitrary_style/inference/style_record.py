@@ -17,10 +17,17 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import re
+from collections.abc import Sequence
 
+import numpy as np
+
+from arbitrary_style import images
 from arbitrary_style.command_line import UserError
 
 STYLE_RECORD = "styles.json"
+THUMBNAIL_DIR = "styles"
+THUMBNAIL_SIZE = 128
 
 
 class StyleRecordError(UserError):
@@ -53,3 +60,41 @@ def read_style_names(workdir: str | os.PathLike, num_styles: int) -> list[str] |
             f"the model has {num_styles} styles (0..{num_styles - 1}), {remedy}"
         )
     return [by_index[i] for i in range(num_styles)]
+
+
+def style_name(label: str) -> str:
+    """A file-name-safe name for a style from its source label (a path,
+    '<source>:<file name>' or '<split>/<name>'): the file's stem."""
+    stem = pathlib.PurePosixPath(label.rsplit(":", 1)[-1].replace("\\", "/")).stem
+    return re.sub(r"[^\w.-]+", "-", stem).strip("-") or "style"
+
+
+def write_style_record(
+    workdir: str | os.PathLike, labels: Sequence[str], style_images: Sequence[np.ndarray]
+) -> pathlib.Path:
+    """Writes ``<workdir>/styles.json`` and a thumbnail per style.
+
+    Args:
+      workdir: the training workdir.
+      labels: each style's source label, by style id (the data pipeline's
+        ``style_table_sources``).
+      style_images: each style's image as read (uint8 HxWx3, any size).
+
+    Returns:
+      The record's path.
+    """
+    if len(labels) != len(style_images):
+        raise ValueError(f"{len(labels)} style labels for {len(style_images)} style images")
+    workdir = pathlib.Path(workdir)
+    (workdir / THUMBNAIL_DIR).mkdir(parents=True, exist_ok=True)
+    entries = []
+    for index, (label, image) in enumerate(zip(labels, style_images, strict=True)):
+        name = style_name(label)
+        thumbnail = f"{THUMBNAIL_DIR}/{index:04d}_{name}.png"
+        pixels = np.asarray(image, np.float32) / 255.0
+        square = images.center_crop(images.resize_shorter_side(pixels, THUMBNAIL_SIZE), THUMBNAIL_SIZE)
+        images.save_image(square, workdir / thumbnail)
+        entries.append({"index": index, "name": name, "source": label, "thumbnail": thumbnail})
+    path = workdir / STYLE_RECORD
+    path.write_text(json.dumps({"styles": entries}, indent=2) + "\n", encoding="utf-8")
+    return path

@@ -48,6 +48,7 @@ __all__ = [
     "build_loss_network",
     "build_model",
     "conditioning_key",
+    "model_class",
     "count_params",
     "require_predictor",
     "resolve_model_config",
@@ -59,10 +60,15 @@ def compute_dtype(name: str):
     return lookup("config.model.dtype", name, COMPUTE_DTYPES)
 
 
+def model_class(model_config: ml_collections.ConfigDict) -> type[StyleModel]:
+    """The ``StyleModel`` class that ``config.model.kind`` names."""
+    return lookup("config.model.kind", model_config.kind, MODEL_KINDS)
+
+
 def conditioning_key(model_config: ml_collections.ConfigDict) -> str:
     """The batch entry that conditions ``config.model``'s model ('style' images
     or 'style_id's; ``StyleModel.conditioning_key``)."""
-    return lookup("config.model.kind", model_config.kind, MODEL_KINDS).conditioning_key
+    return model_class(model_config).conditioning_key
 
 
 def build_model(model_config: ml_collections.ConfigDict, *, rngs: nnx.Rngs) -> StyleModel:

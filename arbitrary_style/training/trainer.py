@@ -39,6 +39,7 @@ from jax.experimental import multihost_utils
 
 from arbitrary_style import data as data_lib
 from arbitrary_style import losses, models
+from arbitrary_style.inference import style_record
 from arbitrary_style.models import cpu_conv
 from arbitrary_style.training import checkpoints, networks, observe, optim, parallel
 from arbitrary_style.training import step as step_lib
@@ -353,6 +354,11 @@ def train_and_evaluate(
         # A run killed after its last checkpoint logged steps that this run
         # computes again: one row per step.
         _drop_rows_after(workdir / METRICS_FILE, start_step)
+        record_missing = not (workdir / style_record.STYLE_RECORD).exists()
+        if record_missing and not models.model_class(config.model).learns_style_space:
+            # Which image each style row trains on, for stylize's output names
+            # and contact sheets (inference/style_record.py).
+            style_record.write_style_record(workdir, *data_lib.style_table_sources(config))
     writer = observe.make_writer(workdir, enabled=tc.tensorboard, is_chief=is_chief)
     say = observe.log if is_chief else (lambda message: None)
     counts = run.param_counts
