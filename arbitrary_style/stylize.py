@@ -432,6 +432,8 @@ def stylize_inputs(
             code,
             strength=strength,
             resize=options.size,
+            # P(content) for strength != 1 is preprocessed as the styles are.
+            style_size=options.style_size or None,
             tile=options.tile,
             overlap=options.overlap,
             max_pixels=options.max_pixels,

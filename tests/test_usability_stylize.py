@@ -152,6 +152,20 @@ def test_style_size_resizes_the_style_alone(cli, lite, inputs, tmp_path):
     assert np.abs(runs["256"] - runs["0"]).mean() > 2 / 255
 
 
+def test_style_size_also_sets_the_contents_embedding_for_strength(cli, lite, inputs, tmp_path):
+    """--strength != 1 embeds the content too: with --style_size 0 at its
+    native size, with --style_size 48 resized like the style."""
+    content, style = inputs["content"], inputs["sorted"][0]
+    image = read(content)
+    for style_size in (0, 48):
+        out = tmp_path / f"half{style_size}.png"
+        code, _, err = cli(content, "-o", out, "--pretrained", "magenta-lite", "--style", style,
+                           "--strength", "0.5", "--style_size", str(style_size))
+        assert code == 0, err
+        expected = lite.stylize(image, read(style), strength=0.5, style_size=style_size or None)
+        np.testing.assert_allclose(read(out), expected, atol=0.5 / 255 + 1e-6)
+
+
 def test_strength_zero_is_the_content_as_its_own_style(lite):
     # As the reference feeds the content through the style preprocessing.
     content, style = synthetic_photo(40, 48, 5), synthetic_photo(48, 48, 6)
