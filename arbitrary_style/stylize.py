@@ -54,24 +54,13 @@ whatever its extension, if Pillow reads it.
 Output names are fixed from the whole set of inputs before any work starts,
 so they do not depend on the order of the work or on which inputs fail:
 
-* ``<content>`` is the content file's stem. Where several contents would share
-  a name (ignoring case, as the file systems of macOS and Windows do), each of
-  them is named by its file name with the extension instead (``ok.bmp`` and
-  ``ok.webp`` give ``ok.bmp_<style>_1.png`` and ``ok.webp_<style>_1.png``);
-  where those still clash (the same name in different folders), by its path
-  from the clashing files' common folder, ``/`` written as ``-``
-  (``a/x.png``, ``b/x.png`` give ``a-x.png``, ``b-x.png``). A file given twice
-  (by name and in a folder) is stylized once.
-* ``<style>`` is the same for ``--style`` images; for an N-style model's
-  style ``i``, the name its workdir's style record (``styles.json``, written
-  by training) gives it, made unique the same way (numbers in index order),
-  or ``style<i>`` for a workdir without one; a blend is ``<style>x<weight>``
-  joined by ``+``. Outside a blend, a style given twice is applied once.
-* ``<strength>`` is the shortest decimal that reads back as the value
-  (``1``, ``0.5``, ``1e-05``); repeated values are applied once.
-* As a last resort, names that still clash (e.g. content ``a_b`` with style
-  ``c`` and content ``a`` with style ``b_c``) each get ``-1``, ``-2``, ... in
-  the order of their full paths (for labels) or of the work (for whole names).
+``<content>`` is the content file's stem and ``<style>`` the style image's
+(for an N-style model, the name its workdir's ``styles.json`` gives the
+style, or ``style<i>``); where two inputs would share a name, the full file
+name or the path tells them apart (``ok.bmp`` and ``ok.webp`` give
+``ok.bmp_<style>_1.png`` and ``ok.webp_<style>_1.png``). The complete rule is
+in ``arbitrary_style/inference/files.py``. A file, style or strength given
+twice is used once.
 
 An output file that already exists is an error before any work, unless
 ``--overwrite``; an output that would replace one of the inputs is always one.

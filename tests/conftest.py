@@ -168,3 +168,26 @@ def leaves(tree) -> list[np.ndarray]:
     import jax  # noqa: PLC0415  (deferred, see install_fake_data)
 
     return [np.asarray(x) for x in jax.tree.leaves(jax.device_get(tree))]
+
+
+@pytest.fixture(scope="module")
+def nstyle_workdir(tmp_path_factory):
+    """A workdir holding a random 3-style N-style model with distinct style
+    rows (as training writes it), and no style record."""
+    # Deferred: conftest loads for every test; most never build a model.
+    from flax import nnx  # noqa: PLC0415
+
+    from arbitrary_style import models  # noqa: PLC0415
+    from arbitrary_style.training import checkpoints  # noqa: PLC0415
+
+    config = experiment_config("nstyle", "smoke")
+    workdir = tmp_path_factory.mktemp("nstyle")
+    model = models.build_model(config.model, rngs=nnx.Rngs(0))
+    rows = model.style_tables.expand.conv3.conv
+    rows.beta[...] = rows.beta[...] + np.arange(3, dtype=np.float32)[:, None] * 0.3
+    checkpoints.save_config(config, workdir)
+    mngr = checkpoints.manager(workdir, max_to_keep=1)
+    checkpoints.save(mngr, 1, nnx.state(model), {"step": np.int32(1)}, force=True)
+    mngr.wait_until_finished()
+    mngr.close()
+    return workdir

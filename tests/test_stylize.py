@@ -9,15 +9,13 @@ import sys
 
 import numpy as np
 import pytest
-from flax import nnx
 from PIL import Image
 
-from arbitrary_style import models, stylize
+from arbitrary_style import stylize
 from arbitrary_style.inference import color
 from arbitrary_style.inference.stylizer import Stylizer
-from arbitrary_style.training import checkpoints
 
-from conftest import experiment_config, synthetic_photo
+from conftest import synthetic_photo
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -213,22 +211,6 @@ def test_cli_unwritable_output(capsys, files, tmp_path):
         "--style", files["style_a"],
     )
     assert code == 2 and "not writable" in err
-
-
-@pytest.fixture(scope="module")
-def nstyle_workdir(tmp_path_factory):
-    """A workdir holding a random 3-style N-style model (as training writes it)."""
-    config = experiment_config("nstyle", "smoke")
-    workdir = tmp_path_factory.mktemp("nstyle")
-    model = models.build_model(config.model, rngs=nnx.Rngs(0))
-    rows = model.style_tables.expand.conv3.conv
-    rows.beta[...] = rows.beta[...] + np.arange(3, dtype=np.float32)[:, None] * 0.3
-    checkpoints.save_config(config, workdir)
-    mngr = checkpoints.manager(workdir, max_to_keep=1)
-    checkpoints.save(mngr, 1, nnx.state(model), {"step": np.int32(1)}, force=True)
-    mngr.wait_until_finished()
-    mngr.close()
-    return workdir
 
 
 def test_nstyle_stylizer_indices_blends_any_size(nstyle_workdir):

@@ -18,19 +18,17 @@ import shutil
 
 import numpy as np
 import pytest
-from flax import nnx
 from PIL import Image
 from skimage import data as skimage_data
 from test_reference_oracle import import_magenta
 
-from arbitrary_style import models, stylize
+from arbitrary_style import stylize
 from arbitrary_style.images import resize_shorter_side
 from arbitrary_style.inference import sheet, style_record
 from arbitrary_style.inference import stylizer as stylizer_module
 from arbitrary_style.inference.stylizer import Stylizer, prepare_style
-from arbitrary_style.training import checkpoints
 
-from conftest import experiment_config, synthetic_photo
+from conftest import synthetic_photo
 
 
 def photo(h: int, w: int, seed: int) -> np.ndarray:
@@ -246,22 +244,6 @@ def write_style_record(workdir: pathlib.Path, names) -> None:
         source = f"/data/styles/{name}.jpg"
         entries.append({"index": i, "name": name, "source": source, "thumbnail": thumbnail})
     (workdir / style_record.STYLE_RECORD).write_text(json.dumps({"styles": entries}))
-
-
-@pytest.fixture(scope="module")
-def nstyle_workdir(tmp_path_factory):
-    """A random 3-style N-style model (as training writes it) with distinct rows, and no record."""
-    config = experiment_config("nstyle", "smoke")
-    workdir = tmp_path_factory.mktemp("nstyle")
-    model = models.build_model(config.model, rngs=nnx.Rngs(0))
-    rows = model.style_tables.expand.conv3.conv
-    rows.beta[...] = rows.beta[...] + np.arange(3, dtype=np.float32)[:, None] * 0.3
-    checkpoints.save_config(config, workdir)
-    mngr = checkpoints.manager(workdir, max_to_keep=1)
-    checkpoints.save(mngr, 1, nnx.state(model), {"step": np.int32(1)}, force=True)
-    mngr.wait_until_finished()
-    mngr.close()
-    return workdir
 
 
 @pytest.fixture
