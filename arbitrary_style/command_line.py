@@ -31,8 +31,10 @@ from __future__ import annotations
 
 import logging as std_logging
 import os
+import pathlib
 import re
 import sys
+import tempfile
 import traceback
 from collections.abc import Callable, Sequence
 
@@ -415,3 +417,18 @@ def config_value(holder, name: str = "--config"):
         except Exception as error:  # noqa: BLE001 (the load error, whatever it was)
             raise UsageError(f"{name}: {one_line(str(error))}") from None
     return value
+
+
+def unwritable_reason(folder: pathlib.Path) -> str | None:
+    """Why ``folder`` cannot be made and written to, or None when it can.
+
+    Creates the folder (and its parents) and a temporary file in it: the only
+    check that holds for permissions, read-only mounts and full disks alike.
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        return str(error.strerror or error)
+    return None

@@ -12,13 +12,12 @@ files are checked for presence only (the readers verify their contents).
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import jax
 import ml_collections
 
-from arbitrary_style import models
+from arbitrary_style import command_line, models
 from arbitrary_style.command_line import UserError
 from arbitrary_style.data import decode as decode_lib
 from arbitrary_style.data import sources as sources_lib
@@ -194,15 +193,12 @@ def check_workdir(workdir: str | os.PathLike, option: str = "--workdir") -> Path
                     "choose another path"
                 )
             break
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path):
-            pass
-    except OSError as error:
+    reason = command_line.unwritable_reason(path)
+    if reason is not None:
         raise UserError(
-            f"{option}={workdir} is not writable ({error.strerror or error}), checkpoints and "
+            f"{option}={workdir} is not writable ({reason}), checkpoints and "
             "logs are written there, choose a directory you can write to"
-        ) from None
+        )
     return path
 
 

@@ -42,9 +42,9 @@ import collections
 import dataclasses
 import os
 import pathlib
-import tempfile
 from collections.abc import Callable, Sequence
 
+from arbitrary_style import command_line
 from arbitrary_style.command_line import UsageError
 
 OUTPUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
@@ -204,15 +204,11 @@ def output_target(output: str, num_outputs: int) -> tuple[pathlib.Path, bool]:
             f"-o {output} names one file, there are {num_outputs} outputs, give a folder"
         )
     folder = path.parent if as_file else path
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as error:
+    reason = command_line.unwritable_reason(folder)
+    if reason is not None:
         raise UsageError(
-            f"output folder {folder} is not writable, {error.strerror or error}, "
-            "give -o a folder you can write to"
-        ) from None
+            f"output folder {folder} is not writable, {reason}, give -o a folder you can write to"
+        )
     return path, as_file
 
 
