@@ -422,6 +422,35 @@ class Stylizer:
         params = self._norm_params_for(style, style_size)
         return {name: (np.asarray(b)[0], np.asarray(g)[0]) for name, (b, g) in params.items()}
 
+    # -- the network in parts ----------------------------------------------
+    # For callers that keep state between images (video: statistics smoothed
+    # over frames): the conditional-norm parameters of a style, the
+    # instance-norm statistics a content image produces, and one network pass
+    # with given statistics. ``stylize`` is these three plus resizing, tiling
+    # and colour.
+
+    def norm_params(self, style, *, style_size: int | None = DEFAULT_STYLE_SIZE) -> dict:
+        """{conditional layer: (beta, gamma)} of ``style``, each [1, C], on the device."""
+        return self._norm_params_for(style, style_size)
+
+    def norm_moments(self, content, norm_params) -> dict:
+        """{conditional layer: (mean, variance)}, each [1, 1, 1, C], that the
+        network's instance norms compute for ``content`` (HxWx3) with ``norm_params``."""
+        padded = tiling.pad_to_multiple(load_image(content))
+        return self._moments(self._state, jnp.asarray(padded)[None], norm_params)
+
+    def transfer(self, content, norm_params, *, moments=None) -> np.ndarray:
+        """One network pass: ``content`` (HxWx3) -> float32 HxWx3, the content's size.
+
+        ``moments`` (from ``norm_moments``, possibly of other images or
+        averaged) replace the instance-norm statistics of every conditional
+        layer; None computes them from ``content``.
+        """
+        x = load_image(content)
+        h, w = x.shape[:2]
+        padded = jnp.asarray(tiling.pad_to_multiple(x))[None]
+        return np.asarray(self._transfer(self._state, padded, norm_params, moments))[0, :h, :w]
+
     # -- stylize -------------------------------------------------------------
 
     def stylize(
