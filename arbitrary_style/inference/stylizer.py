@@ -309,6 +309,20 @@ class Stylizer:
             self._min_style_side = high
         return self._min_style_side
 
+    def _predict_style_codes(self, images, what: str, resize: int | None, remedy: str):
+        """The style predictor on [B, H, W, 3] ``images``; a ValueError naming
+        ``what`` if it cannot take their size.
+
+        The size is checked only when the predictor fails to trace: tracing
+        it a second time for the check would add as much as a cached
+        compilation costs.
+        """
+        try:
+            return self._style_code(self._state, jnp.asarray(images))
+        except ValueError:
+            self._check_predictor_input(images.shape[1:3], what, resize, remedy)
+            raise
+
     def _check_predictor_input(self, shape, what: str, resize: int | None, remedy: str) -> None:
         """Raises a ValueError naming ``what`` if the style predictor cannot take ``shape``."""
         height, width = shape[:2]
@@ -333,8 +347,7 @@ class Stylizer:
         x = prepare_style(image, style_size)
         what = f"image {os.fspath(image)}" if isinstance(image, (str, os.PathLike)) else "style image"
         remedy = "use a larger image" if not style_size else "use a larger style size"
-        self._check_predictor_input(x.shape, what, style_size, remedy)
-        return np.asarray(self._style_code(self._state, jnp.asarray(x)[None]))[0]
+        return np.asarray(self._predict_style_codes(x[None], what, style_size, remedy))[0]
 
     def _is_embedding(self, style) -> bool:
         return (
@@ -569,11 +582,11 @@ class Stylizer:
         interpolating the embeddings (docs/reference-model.md §6).
         """
         self._need_style_images("strength (identity interpolation on the embedding)")
-        self._check_predictor_input(
-            seen_contents.shape[1:3],
+        own_codes = self._predict_style_codes(
+            seen_contents,
             "the content image as the style predictor sees it for strength != 1",
             None,
             "use strength 1 or a larger image",
         )
-        own = self._norm_params(self._state, self._style_code(self._state, jnp.asarray(seen_contents)))
+        own = self._norm_params(self._state, own_codes)
         return jax.tree.map(lambda o, t: (1.0 - strength) * o + strength * t, own, params)

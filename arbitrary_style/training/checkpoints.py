@@ -485,7 +485,8 @@ def restore_model(workdir: str | Path, step: int | None = None):
                 f"no checkpoint{'' if step is None else f' at step {step}'} under "
                 f"{Path(workdir) / CHECKPOINT_DIR} (steps there: {steps})"
             )
-        abstract_model = nnx.eval_shape(lambda: models.build_model(config.model, rngs=nnx.Rngs(0)))
+        with models.layers.shapes_only():  # every value comes from the checkpoint
+            abstract_model = nnx.eval_shape(lambda: models.build_model(config.model, rngs=nnx.Rngs(0)))
         graphdef, abstract_state = nnx.split(abstract_model)
         sharding = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
         abstract_state = abstract_like(abstract_state, sharding)

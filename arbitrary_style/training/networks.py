@@ -20,7 +20,8 @@ def jit_init(build: Callable[[], nnx.Module]) -> nnx.Module:
     compilations for Inception; over a minute on a loaded 2-core CPU); traced
     once, they are one. Shapes come first (style.md point 7).
     """
-    graphdef, _ = nnx.split(nnx.eval_shape(build))
+    with models.layers.shapes_only():  # only the graph definition is kept
+        graphdef, _ = nnx.split(nnx.eval_shape(build))
     state = jax.jit(lambda: nnx.split(build())[1])()
     return nnx.merge(graphdef, state)
 

@@ -28,6 +28,7 @@ from arbitrary_style.models import (
     SLIM_CONVENTION,
     ArbitraryStyleModel,
     build_loss_network,
+    layers,
 )
 from arbitrary_style.registry import lookup
 from arbitrary_style.weights.cache import (
@@ -97,7 +98,8 @@ LOSS_NETWORK_NAMES = {
 
 def _abstract(build):
     """The module ``build()`` makes, with shapes only: every value comes from a file."""
-    return nnx.eval_shape(build)
+    with layers.shapes_only():
+        return nnx.eval_shape(build)
 
 
 def build_magenta_model(shapes) -> nnx.Module:
