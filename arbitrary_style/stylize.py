@@ -64,6 +64,21 @@ twice is used once.
 
 An output file that already exists is an error before any work, unless
 ``--overwrite``; an output that would replace one of the inputs is always one.
+
+Video: a content file with a video suffix (``.mp4 .m4v .mov .mkv .webm
+.avi``), or another file that Pillow cannot read and FFmpeg can, is a video
+(folders are searched for images only). It is stylized frame by frame with the
+same model, style and strength options and written as a video:
+``OUT/<content>_<style>_<strength><suffix>`` (the input's suffix, ``.mp4``
+when FFmpeg cannot write that one), or ``OUT`` itself when it has a suffix
+other than an image's and there is one output; frame count, timestamps, size
+and audio are kept (arbitrary_style/inference/video.py). Flicker:
+``--smooth D`` averages the instance-norm statistics over frames (decay D, 0
+for each frame's own), ``--denoise W`` and ``--blend W`` filter the input and
+the output frames along the optical flow (0 for none); ``--smooth 0
+--denoise 0 --blend 0`` stylizes each frame as a photo. A video that cannot
+be read, has no video stream, or an output FFmpeg cannot write is an error
+before any work.
 """
 
 from __future__ import annotations
@@ -89,6 +104,12 @@ from arbitrary_style.inference import PRETRAINED, files
 # equal), here so that --help and option checks need no JAX.
 DEFAULT_STYLE_SIZE = 256
 DEFAULT_CELL = 256
+# inference.video's DEFAULT_SMOOTHING, DEFAULT_DENOISE, DEFAULT_BLEND and
+# VIDEO_SUFFIXES (tests/test_video_cli.py keeps them equal), here for the same reason.
+DEFAULT_SMOOTHING = 0.9
+DEFAULT_DENOISE = 0.8
+DEFAULT_BLEND = 0.5
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
 
 MODEL_FLAGS = ("workdir", "magenta_checkpoint", "pretrained")
 MODEL_CHOICES = "--workdir DIR, --magenta_checkpoint PREFIX or --pretrained NAME"
@@ -160,6 +181,24 @@ def define_flags(flag_values: flags.FlagValues) -> None:
     )
     flags.DEFINE_boolean(
         "sheet", False, "Write one contact sheet per content: every style on the photo, captioned.",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_float(
+        "smooth", DEFAULT_SMOOTHING,
+        "Video: decay of the running average of the instance-norm statistics over frames, in [0, 1); "
+        "0 uses each frame's own (per-frame stylization).",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_float(
+        "denoise", DEFAULT_DENOISE,
+        "Video: weight in [0, 1) of the motion-compensated temporal filter on the input frames "
+        "(removes sensor noise the network would turn into flicker); 0 for none.",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_float(
+        "blend", DEFAULT_BLEND,
+        "Video: weight in [0, 1) of the same filter on the output frames (carries texture along the "
+        "motion); 0 for none.",
         flag_values=flag_values,
     )
     flags.DEFINE_integer(
@@ -369,6 +408,74 @@ def check_options(options: flags.FlagValues, paths: Sequence[str]) -> None:
         )
     if options.step is not None and options.workdir is None:
         raise UsageError("--step without --workdir, it selects a checkpoint of a workdir, give --workdir DIR")
+    for option in ("smooth", "denoise", "blend"):
+        value = getattr(options, option)
+        if not (math.isfinite(value) and 0 <= value < 1):
+            raise UsageError(
+                f"--{option} {value} out of range, it is a weight in [0, 1), "
+                f"give e.g. --{option} 0.5, or 0 for none"
+            )
+
+
+def split_videos(contents: Sequence[pathlib.Path]) -> tuple[list[pathlib.Path], set[pathlib.Path]]:
+    """(contents, the videos among them); each video probed, an unreadable one is a UsageError."""
+    # Deferred with the Stylizer (see load_stylizer): PyAV, OpenCV and JAX.
+    from arbitrary_style.inference import video  # noqa: PLC0415
+
+    videos = {path for path in contents if video.is_video(path)}
+    for path in videos:
+        video.probe(path)  # VideoError (a UserError) names the file and the fix
+    return list(contents), videos
+
+
+def video_output_path(content: pathlib.Path, planned: pathlib.Path) -> pathlib.Path:
+    """A planned ``<name>.png`` in a folder, as a video file: the content's suffix, or .mp4."""
+    from arbitrary_style.inference import video  # noqa: PLC0415  (see split_videos)
+
+    suffix = content.suffix.lower()
+    try:
+        video.output_format(planned.with_suffix(suffix))
+    except video.VideoError:
+        suffix = ".mp4"
+    return planned.with_name(planned.stem + suffix)
+
+
+def plan_with_videos(
+    options: flags.FlagValues,
+    contents: Sequence[pathlib.Path],
+    videos: set[pathlib.Path],
+    styles: Sequence[files.StyleChoice],
+    strengths: Sequence[float],
+) -> list[files.Output]:
+    """``files.plan_outputs`` with the videos' outputs as video files (see the module docstring)."""
+    count = len(contents) * len(styles) * len(strengths)
+    target = pathlib.Path(options.output)
+    suffix = target.suffix.lower()
+    if videos and suffix and suffix not in files.OUTPUT_SUFFIXES and not target.is_dir():
+        # A file name that is not an image's: one video output.
+        if count != 1:
+            raise UsageError(
+                f"-o {options.output} names one file, there are {count} outputs, give a folder"
+            )
+        reason = command_line.unwritable_reason(target.parent)
+        if reason is not None:
+            raise UsageError(
+                f"output folder {target.parent} is not writable, {reason}, give -o a folder you can write to"
+            )
+        return [files.Output(contents[0], 0, strengths[0], target)]
+    target, as_file = files.output_target(options.output, count)
+    if as_file and videos:
+        raise UsageError(
+            f"-o {options.output} names an image file, the input {next(iter(videos))} is a video, "
+            "give -o a video file such as out.mp4, or a folder"
+        )
+    outputs = files.plan_outputs(contents, styles, strengths, target, as_file)
+    return [
+        dataclasses.replace(output, path=video_output_path(output.content, output.path))
+        if output.content in videos
+        else output
+        for output in outputs
+    ]
 
 
 def stylize_inputs(
@@ -391,6 +498,12 @@ def stylize_inputs(
         check_options(options, paths)
         strengths = parse_strengths(options.strength)
         contents, failures, notes = files.collect_contents(paths)
+        contents, videos = split_videos(contents)
+        if videos and options.sheet:
+            raise UsageError(
+                f"--sheet with the video {next(iter(videos))}, a contact sheet is of one photo, "
+                "leave --sheet out for videos or give photos"
+            )
         stylizer = load_stylizer(options, enable_compilation_cache=enable_compilation_cache)
         styles = style_choices(options, stylizer, strengths)
         if options.sheet:
@@ -399,11 +512,16 @@ def stylize_inputs(
             outputs = []
             paths_out = sheets
         else:
-            count = len(contents) * len(styles.choices) * len(strengths)
-            target, as_file = files.output_target(options.output, count)
-            outputs = files.plan_outputs(contents, styles.choices, strengths, target, as_file)
+            outputs = plan_with_videos(options, contents, videos, styles.choices, strengths)
             paths_out = [output.path for output in outputs]
         files.check_overwrites(paths_out, [*contents, *styles.files], options.overwrite)
+        if videos:
+            from arbitrary_style.inference import video  # noqa: PLC0415  (see split_videos)
+
+            # A format FFmpeg cannot write, or one that cannot hold the audio: before any work.
+            for output in outputs:
+                if output.content in videos:
+                    video.choose_encoder(output.path, output.content)
         # After the output checks (an error there costs no predictor pass);
         # unreadable and too small style images are refused here.
         codes = style_codes(options, stylizer, styles.choices)
@@ -434,6 +552,9 @@ def stylize_inputs(
         by_content[output.content].append(output)
     progress = tqdm(contents, desc="stylize", unit="image", file=sys.stderr, disable=len(contents) < 2)
     for k, content in enumerate(progress):
+        if content in videos:
+            stylize_video_outputs(options, stylizer, by_content[content], styles, codes, failures)
+            continue
         try:
             image = load_image(content)
         except (OSError, ValueError) as error:
@@ -487,6 +608,46 @@ def stylize_inputs(
             print(f"  {name}: {why}", file=sys.stderr)
         return 1
     return 0
+
+
+def stylize_video_outputs(options, stylizer, outputs, styles: Styles, codes, failures) -> None:
+    """Writes each output of one video content (inference/video.py), a JSON record each."""
+    from arbitrary_style.inference import video  # noqa: PLC0415  (see split_videos)
+
+    for output in outputs:
+        try:
+            result = video.stylize_video(
+                stylizer,
+                output.content,
+                output.path,
+                codes[output.style],
+                strength=output.strength,
+                style_size=options.style_size or None,
+                smoothing=options.smooth,
+                denoise=options.denoise,
+                blend=options.blend,
+                resize=options.size,
+                preserve_color=options.preserve_color,
+                tile=options.tile,
+                overlap=options.overlap,
+                max_pixels=options.max_pixels,
+            )
+        except (ValueError, video.VideoError) as error:  # e.g. a frame too small for strength != 1
+            failures.append((str(output.content), str(error)))
+            print(f"skipped {output.path}: {error}", file=sys.stderr)
+            continue
+        if options.json:
+            record = {
+                "input": str(output.content),
+                "output": str(output.path),
+                "style": styles.choices[output.style].name,
+                "strength": output.strength,
+                "size": [result.info.height, result.info.width],
+                "frames": result.frames,
+                "seconds": round(result.seconds, 3),
+                "frames_per_second": round(result.frames / max(result.seconds, 1e-9), 2),
+            }
+            print(json.dumps(record), flush=True)
 
 
 def contact_sheet(image, styles: Sequence[files.StyleChoice], codes, strengths, stylize_one, cell: int):

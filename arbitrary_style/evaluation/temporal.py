@@ -139,10 +139,11 @@ class FlickerMeter:
 
     def result(self) -> dict[str, float]:
         """{'warping_error', 'static_change'}: means over the frame pairs (NaN pairs left out)."""
-        return {
-            "warping_error": float(np.nanmean(self._warping)) if self._warping else float("nan"),
-            "static_change": float(np.nanmean(self._static)) if self._static else float("nan"),
-        }
+        def mean(values):
+            values = [v for v in values if not np.isnan(v)]
+            return float(np.mean(values)) if values else float("nan")
+
+        return {"warping_error": mean(self._warping), "static_change": mean(self._static)}
 
 
 def flicker(

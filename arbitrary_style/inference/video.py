@@ -91,6 +91,8 @@ from arbitrary_style.inference import color, tiling
 # Files with these suffixes are read as video by the stylize command; a file
 # with another suffix that Pillow cannot read is probed with FFmpeg.
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
+# Read as images whatever they hold (arbitrary_style.data.decode.IMAGE_EXTENSIONS).
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 # Decay of the running average of the instance-norm statistics: memory of
 # about 10 frames; experiments/flicker/README.md measures 0, 0.5, 0.8, 0.9 and 0.95.
 DEFAULT_SMOOTHING = 0.9
@@ -138,7 +140,7 @@ def _open_input(path: str | os.PathLike):
             f"video {os.fspath(path)} cannot be read, FFmpeg says: {error}, "
             "check that it is a complete video file"
         ) from None
-    if not container.streams.video:
+    if not any(s.codec_context.width and s.codec_context.height for s in container.streams.video):
         container.close()
         raise VideoError(
             f"video {os.fspath(path)} has no video stream, there are no frames to stylize, "
@@ -167,13 +169,17 @@ def probe(path: str | os.PathLike) -> VideoInfo:
 def is_video(path: str | os.PathLike) -> bool:
     """Whether the stylize command treats the file at ``path`` as a video.
 
-    By its suffix (``VIDEO_SUFFIXES``); a file with another suffix is a
-    video when Pillow cannot read it and FFmpeg finds a video stream in it.
-    (Not FFmpeg first: it also reads PNG and JPEG files, as one-frame videos.)
+    By its suffix (``VIDEO_SUFFIXES``); a file with an image suffix
+    (``IMAGE_SUFFIXES``) never is; a file with another suffix is a video when
+    Pillow cannot read it and FFmpeg finds a video stream with a size in it.
+    (Not FFmpeg first: it also reads PNG and JPEG files, as one-frame videos,
+    and takes a corrupt JPEG for a 0x0 one.)
     """
     path = pathlib.Path(path)
     if path.suffix.lower() in VIDEO_SUFFIXES:
         return True
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return False
     try:
         with Image.open(path):
             return False
@@ -181,7 +187,7 @@ def is_video(path: str | os.PathLike) -> bool:
         pass
     try:
         with av.open(os.fspath(path)) as container:
-            return bool(container.streams.video)
+            return any(s.codec_context.width and s.codec_context.height for s in container.streams.video)
     except (av.FFmpegError, OSError, ValueError):
         return False
 
@@ -524,6 +530,11 @@ def transcode(
         prefix=f".{destination.stem}.", suffix=f".partial{destination.suffix}", dir=destination.parent
     )
     os.close(handle)
+    # mkstemp makes the file private (0600); the output gets the permissions
+    # any new file of this process gets (0666 less the umask).
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(temporary, 0o666 & ~umask)
     count = 0
     try:
         with _open_input(source) as reader, av.open(temporary, "w", format=format_name) as writer:
