@@ -35,6 +35,12 @@ starts at the first frame's own statistics. Its memory is about ``1 / (1 -
 d)`` frames (10 at the default 0.9, a third of a second at 30 frames per
 second); ``smoothing = 0`` is per-frame stylization, as a photo.
 
+The statistics are not all that flickers: the network also answers sensor
+noise pixel by pixel, with texture that changes every frame.
+``denoise`` filters the input frames over time along the optical flow
+before the network sees them, and ``blend`` filters the output frames the
+same way (``RecursiveFilter``); experiments/flicker/README.md measures each.
+
 Which statistics are averaged: those that the network computes for the frame
 on its own (``Stylizer.norm_moments``, every layer normalised with the
 frame's own statistics), not those of a pass whose earlier layers already
