@@ -185,7 +185,10 @@ def test_command_line_errors_are_one_line(args, message):
 
 @pytest.mark.slow
 def test_command_exports_and_checks_an_nstyle_workdir(nstyle_workdir, tmp_path):
-    result = _export_command(f"--workdir={nstyle_workdir}", "--size=64x64", f"-o={tmp_path}", "--check")
+    # Float formats: the fixture's random weights are no int8 target (see above).
+    result = _export_command(
+        f"--workdir={nstyle_workdir}", "--format=onnx,tflite,saved_model", f"-o={tmp_path}", "--check"
+    )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "all 7 checks passed" in result.stdout
+    assert "all 6 checks passed" in result.stdout
     assert json.loads((tmp_path / "manifest.json").read_text())["model"]["kind"] == "n_style"

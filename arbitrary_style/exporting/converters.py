@@ -67,7 +67,10 @@ def _quiet_converters() -> None:
 def tflite_float(saved_model: str | os.PathLike, signature: str) -> bytes:
     """The float TFLite flatbuffer of one signature of ``saved_model``."""
     converter = tf().lite.TFLiteConverter.from_saved_model(os.fspath(saved_model), signature_keys=[signature])
-    return converter.convert()
+    with warnings.catch_warnings():
+        # The converter runs tf.lite.Interpreter, whose notice (LiteRT succeeds it) is not ours to act on.
+        warnings.simplefilter("ignore", UserWarning)
+        return converter.convert()
 
 
 def tflite_int8(
