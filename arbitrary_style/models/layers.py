@@ -319,11 +319,61 @@ class Conv2d(nnx.Module):
         return y
 
 
-def instance_norm_moments(x: Array) -> tuple[Array, Array]:
-    """Per-sample, per-channel mean and biased variance over H and W (float32)."""
+def region_mask(shape: Sequence[int], region: Array) -> Array:
+    """[1, H, W, 1] float32: 1 in the top-left ``region`` (height, width) of an
+    NHWC array of ``shape``, 0 elsewhere."""
+    rows = jnp.arange(shape[1]) < region[0]
+    cols = jnp.arange(shape[2]) < region[1]
+    return (rows[:, None] & cols[None, :]).astype(jnp.float32)[None, :, :, None]
+
+
+def reflect_beyond(x: Array, region: Array, reach: int) -> Array:
+    """``x`` with the ``reach`` rows and columns after its top-left ``region``
+    (traced int32 (height, width)) replaced by the region's reflection.
+
+    A convolution that reaches ``reach`` pixels then computes, inside the
+    region, what it computes on the region alone with reflect padding
+    (``jnp.pad(mode='reflect')``: row h + j holds row h - 2 - j): an image
+    padded to a larger, fixed shape gives its own result there. Rows first,
+    then columns, so the corner is reflected in both, as ``jnp.pad`` does it.
+    Pixels further out keep their values; they do not reach the region.
+
+    Needs the region at least ``reach + 1`` pixels a side and the array at
+    least ``reach`` pixels larger than the region a side (a write that does
+    not fit is moved back by XLA, onto the region). Written as slices and
+    updates of ``reach`` rows: on XLA's CPU backend these compiled and ran
+    faster than one gather over the whole array (measured with the lite
+    network at 376x500 px in a 380x516 array).
+    """
+    if reach == 0:
+        return x
+    for axis in (1, 2):
+        size = region[axis - 1]
+        start = [0, 0, 0, 0]
+        start[axis] = size - 1 - reach
+        block_shape = list(x.shape)
+        block_shape[axis] = reach
+        block = jnp.flip(jax.lax.dynamic_slice(x, start, block_shape), axis)
+        start[axis] = size
+        x = jax.lax.dynamic_update_slice(x, block, start)
+    return x
+
+
+def instance_norm_moments(x: Array, region: Array | None = None) -> tuple[Array, Array]:
+    """Per-sample, per-channel mean and biased variance over H and W (float32).
+
+    With ``region`` (traced int32 (height, width)), over the top-left region
+    only: the statistics of the image that fills it, whatever lies outside.
+    """
     x = x.astype(jnp.float32)
-    mean = jnp.mean(x, axis=(1, 2), keepdims=True)
-    var = jnp.mean(jnp.square(x - mean), axis=(1, 2), keepdims=True)
+    if region is None:
+        mean = jnp.mean(x, axis=(1, 2), keepdims=True)
+        var = jnp.mean(jnp.square(x - mean), axis=(1, 2), keepdims=True)
+        return mean, var
+    mask = region_mask(x.shape, region)
+    count = (region[0] * region[1]).astype(jnp.float32)
+    mean = jnp.sum(x * mask, axis=(1, 2), keepdims=True) / count
+    var = jnp.sum(jnp.square(x - mean) * mask, axis=(1, 2), keepdims=True) / count
     return mean, var
 
 

@@ -24,6 +24,7 @@ from arbitrary_style.models.layers import (
     conditional_instance_norm,
     get_module,
     instance_norm_moments,
+    reflect_beyond,
     set_module,
     transformer_init,
     upsample_nearest,
@@ -154,14 +155,28 @@ class StyleTransferNetwork(nnx.Module):
         train: bool,
         moments: Mapping[str, tuple[Array, Array]] | None,
         recorded: dict[str, tuple[Array, Array]] | None,
+        region: Array | None,
     ) -> Array:
         conv: Conv2d = get_module(self, layer.name)
-        if conv.BatchNorm is not None:
+        if region is not None:
+            # The image fills only the top-left region of x (at this layer's
+            # input resolution): reflect it beyond its own edge, as the layer's
+            # reflect padding would, and take statistics inside it.
+            if layer.upsample:
+                x, region = upsample_nearest(x), 2 * region
+            x = reflect_beyond(x, region, layer.kernel_size // 2)
+            if conv.BatchNorm is not None:
+                return conv(x, train=train)
+            y = conv.convolve(x)
+            if layer.stride != 1:
+                region = region // layer.stride
+        elif conv.BatchNorm is not None:
             return conv(upsample_nearest(x) if layer.upsample else x, train=train)
-        y = conv.convolve_upsampled(x) if layer.upsample else conv.convolve(x)
+        else:
+            y = conv.convolve_upsampled(x) if layer.upsample else conv.convolve(x)
         layer_moments = None if moments is None else moments.get(layer.name)
         if layer_moments is None:
-            layer_moments = instance_norm_moments(y)
+            layer_moments = instance_norm_moments(y, region)
         if recorded is not None:
             recorded[layer.name] = layer_moments
         beta, gamma = norm_params[layer.name]
@@ -176,6 +191,7 @@ class StyleTransferNetwork(nnx.Module):
         *,
         train: bool = False,
         moments: Mapping[str, tuple[Array, Array]] | None = None,
+        region: Array | None = None,
     ) -> Array:
         """Stylizes ``images`` [B, H, W, 3] in [0, 1].
 
@@ -189,28 +205,43 @@ class StyleTransferNetwork(nnx.Module):
             [B, 1, 1, C], per conditional layer, used instead of the image's
             own: a tile of a large image is normalised with the statistics of
             the whole image (see ``norm_moments``).
+          region: optional int32 (height, width), multiples of 4: the images
+            fill only this top-left part of the array (padded to a fixed
+            shape, so that one compiled program serves many sizes); inside it
+            the result is the network's on the region alone, up to float
+            rounding (reflect padding at the region's edge, instance-norm
+            statistics over the region; ``layers.reflect_beyond``). Outside
+            it the values mean nothing. The array must exceed the region by
+            at least 4 pixels a side (``layers.reflect_beyond``).
 
         Returns:
           [B, H', W', 3] in (0, 1), with H' = 4 * ceil(ceil(H / 2) / 2) (H itself
           when H is a multiple of 4), likewise W'.
         """
-        return self._forward(images, norm_params, train=train, moments=moments)[0]
+        return self._forward(images, norm_params, train=train, moments=moments, region=region)[0]
 
     def norm_moments(
-        self, images: Array, norm_params: NormParams
+        self, images: Array, norm_params: NormParams, *, region: Array | None = None
     ) -> dict[str, tuple[Array, Array]]:
-        """The instance-norm statistics every conditional layer sees for ``images``."""
-        return self._forward(images, norm_params, train=False, moments=None, record=True)[1]
+        """The instance-norm statistics every conditional layer sees for ``images``
+        (of their top-left ``region`` only, if given; see ``__call__``)."""
+        return self._forward(
+            images, norm_params, train=False, moments=None, record=True, region=region
+        )[1]
 
-    def _forward(self, images, norm_params, *, train, moments, record=False):
+    def _forward(self, images, norm_params, *, train, moments, record=False, region=None):
         missing = [n for n, _ in self.conditional_layers if n not in norm_params]
         if missing:
             raise KeyError(f"norm_params lacks conditional layers: {missing}")
         recorded = {} if record else None
         x = images
         residual_input = None
+        if region is not None:
+            region = jnp.asarray(region, jnp.int32)
         for layer in self.layers:
-            y = self._apply_layer(layer, x, norm_params, train, moments, recorded)
+            y = self._apply_layer(layer, x, norm_params, train, moments, recorded, region)
+            if region is not None and (layer.upsample or layer.stride != 1):
+                region = (2 * region if layer.upsample else region) // layer.stride
             if layer.after == "add_input":
                 x = residual_input + y
             elif layer.after == "sigmoid":
