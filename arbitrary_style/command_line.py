@@ -168,6 +168,25 @@ def define_verbose(flag_values: flags.FlagValues) -> None:
         )
 
 
+# What a user waits for (compiling a network for a new image size: seconds on
+# a CPU) is logged here by the libraries and shown by every tool, one plain
+# line on stderr each, whatever the log level.
+PROGRESS_LOGGER = "arbitrary_style.progress"
+
+
+def show_progress() -> None:
+    """Prints the records of ``PROGRESS_LOGGER`` on stderr as plain lines (once per process)."""
+    logger = std_logging.getLogger(PROGRESS_LOGGER)
+    if any(getattr(handler, "_arbitrary_style_progress", False) for handler in logger.handlers):
+        return
+    handler = std_logging.StreamHandler(sys.stderr)
+    handler.setFormatter(std_logging.Formatter("%(message)s"))
+    handler._arbitrary_style_progress = True
+    logger.addHandler(handler)
+    logger.setLevel(std_logging.INFO)
+    logger.propagate = False  # not again through absl's handler
+
+
 def configure_logging(flag_values: flags.FlagValues) -> None:
     """Library INFO logs off (absl WARNING) unless ``--verbose`` or ``--verbosity`` is given.
 
@@ -176,6 +195,7 @@ def configure_logging(flag_values: flags.FlagValues) -> None:
     demo``) would bury it. Warnings (a skipped image, a damaged checkpoint)
     still show.
     """
+    show_progress()
     verbose = VERBOSE_FLAG in flag_values and flag_values[VERBOSE_FLAG].value
     verbosity_given = "verbosity" in flag_values and flag_values["verbosity"].present
     if verbose and not verbosity_given:

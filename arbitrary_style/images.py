@@ -32,8 +32,7 @@ def load_image(image) -> np.ndarray:
     alpha) to RGB; a GIF, animated WebP or multi-page TIFF gives its first
     frame. An unreadable file raises ``ValueError`` naming it.
     """
-    # Deferred: arbitrary_style.data's __init__ loads the training pipeline
-    # (about 1 s more on top of JAX), and data.demo imports this module.
+    # Deferred: the data package's demo set imports this module.
     from arbitrary_style.data.decode import UnreadableImage, decode_image  # noqa: PLC0415
 
     if isinstance(image, (str, os.PathLike)):
@@ -59,6 +58,22 @@ def load_image(image) -> np.ndarray:
             f"float images must lie in [0, 1]; got values in [{array.min():.3g}, {array.max():.3g}]"
         )
     return array.astype(np.float32)
+
+
+# EXIF orientations that swap width and height (transposed or rotated by 90°).
+_TRANSPOSING_ORIENTATIONS = (5, 6, 7, 8)
+
+
+def image_size(path: str | os.PathLike) -> tuple[int, int] | None:
+    """(height, width) of the image file ``load_image`` would return, from
+    its header alone (EXIF orientation applied); None if Pillow cannot read it."""
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            orientation = image.getexif().get(0x0112, 1)  # the EXIF Orientation tag
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
+    return (width, height) if orientation in _TRANSPOSING_ORIENTATIONS else (height, width)
 
 
 def save_image(image: np.ndarray, path: str | os.PathLike) -> None:

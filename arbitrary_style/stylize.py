@@ -84,6 +84,7 @@ before any work.
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import dataclasses
 import json
 import math
@@ -104,6 +105,10 @@ from arbitrary_style.inference import PRETRAINED, files
 # equal), here so that --help and option checks need no JAX.
 DEFAULT_STYLE_SIZE = 256
 DEFAULT_CELL = 256
+# A side every style predictor this project builds takes (Inception-v3's
+# VALID layers need 43 pixels, MobileNetV2 any); smaller --style_size and
+# --size values are checked against the model's own minimum.
+FITS_EVERY_PREDICTOR = 64
 # inference.video's DEFAULT_SMOOTHING, DEFAULT_DENOISE, DEFAULT_BLEND and
 # VIDEO_SUFFIXES (tests/test_video_cli.py keeps them equal), here for the same reason.
 DEFAULT_SMOOTHING = 0.9
@@ -280,7 +285,13 @@ def style_choices(options: flags.FlagValues, stylizer, strengths: Sequence[float
         distinct = list(dict.fromkeys(items))
         labels = dict(zip(distinct, files.unique_labels(distinct), strict=True))
         names = [labels[path] for path in items]
-        if options.style_size and options.style_size < (minimum := stylizer.min_style_side()):
+        # min_style_side traces the predictor (0.3 s); every trunk takes
+        # images of FITS_EVERY_PREDICTOR pixels (Inception-v3 needs 43).
+        if (
+            options.style_size
+            and options.style_size < FITS_EVERY_PREDICTOR
+            and options.style_size < (minimum := stylizer.min_style_side())
+        ):
             raise UsageError(
                 f"--style_size {options.style_size} too small, this model's style predictor needs style "
                 f"images of at least {minimum} pixels a side, give --style_size {minimum} or more"
@@ -288,7 +299,12 @@ def style_choices(options: flags.FlagValues, stylizer, strengths: Sequence[float
         # --strength != 1 embeds the content as a style image (--style_size), or
         # with --style_size 0 as the network sees it (--size).
         embeds_content = any(s != 1.0 for s in strengths) and not options.style_size
-        if embeds_content and options.size and options.size < (minimum := stylizer.min_style_side()):
+        if (
+            embeds_content
+            and options.size
+            and options.size < FITS_EVERY_PREDICTOR
+            and options.size < (minimum := stylizer.min_style_side())
+        ):
             raise UsageError(
                 f"--size {options.size} too small for --strength other than 1, the style predictor "
                 f"embeds the content at that size and needs at least {minimum} pixels a side, "
@@ -478,6 +494,24 @@ def plan_with_videos(
     ]
 
 
+def plan_programs(options: flags.FlagValues, stylizer, outputs: Sequence[files.Output], videos) -> None:
+    """Tells the Stylizer the size of every photo it is about to stylize, once
+    per output, so that sizes share compiled programs where that saves time
+    (inference/buckets.py). Sizes come from the file headers; an unreadable
+    file is left out here and reported when it is stylized."""
+    # Deferred with the Stylizer (see load_stylizer).
+    from arbitrary_style.images import image_size, shorter_side_shape  # noqa: PLC0415
+
+    sizes = []
+    for output in outputs:
+        if output.content in videos:
+            continue
+        size = image_size(output.content)
+        if size is not None:
+            sizes.append(size if not options.size else shorter_side_shape(*size, options.size))
+    stylizer.plan(sizes, max_pixels=options.max_pixels)
+
+
 def stylize_inputs(
     options: flags.FlagValues, paths: Sequence[str], *, enable_compilation_cache: bool = False
 ) -> int:
@@ -527,6 +561,8 @@ def stylize_inputs(
         codes = style_codes(options, stylizer, styles.choices)
     except (UsageError, FileNotFoundError) as error:
         return report_usage_error(error)
+    if not options.sheet:
+        plan_programs(options, stylizer, outputs, videos)
     for note in [*notes, *styles.notes]:
         print(note, file=sys.stderr)
 
@@ -550,6 +586,7 @@ def stylize_inputs(
     by_content: dict[pathlib.Path, list[files.Output]] = collections.defaultdict(list)
     for output in outputs:
         by_content[output.content].append(output)
+    writer = BackgroundWriter(save_image, failures)
     progress = tqdm(contents, desc="stylize", unit="image", file=sys.stderr, disable=len(contents) < 2)
     for k, content in enumerate(progress):
         if content in videos:
@@ -591,7 +628,7 @@ def stylize_inputs(
                 failures.append((str(content), str(error)))
                 print(f"skipped {output.path}: {error}", file=sys.stderr)
                 continue
-            save_image(out, output.path)
+            record = None
             if options.json:
                 record = {
                     "input": str(content),
@@ -601,13 +638,55 @@ def stylize_inputs(
                     "size": [int(out.shape[0]), int(out.shape[1])],
                     "seconds": round(time.perf_counter() - start, 3),
                 }
-                print(json.dumps(record), flush=True)
+            writer.write(out, output.path, record)
+    writer.finish()
     if failures:
         print(f"{len(failures)} input(s) failed:", file=sys.stderr)
         for name, why in failures:
             print(f"  {name}: {why}", file=sys.stderr)
         return 1
     return 0
+
+
+class BackgroundWriter:
+    """Writes stylized images in a thread while the next one is stylized.
+
+    Encoding a PNG (Pillow releases the GIL) took 90 ms for an 800x600
+    image, as long as the lite network's pass over it on a 2-core CPU. At
+    most ``MAX_PENDING`` images wait, in order; a failed write is listed
+    with the other failures. A JSON record is printed once its file is written.
+    """
+
+    MAX_PENDING = 2
+
+    def __init__(self, save, failures: list):
+        self._save = save
+        self._failures = failures
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="writer")
+        self._pending: collections.deque = collections.deque()
+
+    def _write(self, image, path, record) -> None:
+        self._save(image, path)
+        if record is not None:
+            print(json.dumps(record), flush=True)
+
+    def write(self, image, path: pathlib.Path, record: dict | None) -> None:
+        while len(self._pending) >= self.MAX_PENDING:
+            self._collect(self._pending.popleft())
+        self._pending.append((path, self._pool.submit(self._write, image, path, record)))
+
+    def _collect(self, item) -> None:
+        path, future = item
+        try:
+            future.result()
+        except (OSError, ValueError) as error:
+            self._failures.append((str(path), f"cannot be written, {error}"))
+            print(f"skipped {path}: cannot be written, {error}", file=sys.stderr)
+
+    def finish(self) -> None:
+        while self._pending:
+            self._collect(self._pending.popleft())
+        self._pool.shutdown()
 
 
 def stylize_video_outputs(options, stylizer, outputs, styles: Styles, codes, failures) -> None:

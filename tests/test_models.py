@@ -392,6 +392,7 @@ def _pad_for_numpy(x, kernel, padding):
 def test_banded_xla_convolution_is_the_same_function(monkeypatch, kernel, stride, padding, size):
     # Bands of 7 output pixels: many bands, the last one short.
     monkeypatch.setattr(cpu_conv, "BAND_OUTPUT_PIXELS", 7)
+    monkeypatch.setattr(cpu_conv, "BANDS_MIN_FEATURES", 1)
     kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
     assert cpu_conv.choose_kernel("auto", (kh, kw), 4, 5, stride=stride, backend="cpu") == "bands"
     x = jnp.asarray(np.random.default_rng(9).normal(size=(2, *size, 4)), jnp.float32)
@@ -433,7 +434,9 @@ def test_kernel_choices():
     assert auto(128, 128, (3, 3)) == "taps"
     assert auto(3, 64, (3, 3)) == "bands"
     assert auto(64, 128, (3, 3), stride=2) == "bands"
-    assert auto(32, 32, (3, 3), groups=32) == "bands"
+    assert auto(64, 64, (3, 3), groups=64) == "bands"
+    # Fewer output channels (the alpha-0.25 network): one XLA call, no bands.
+    assert auto(8, 16, (3, 3), stride=2) == "xla" and auto(32, 32, (3, 3), groups=32) == "xla"
     assert auto(16, 16, (1, 7)) == "taps"  # never blocks for a non-square kernel
     for kernel, cin, cout in (((3, 3), 128, 128), ((9, 9), 3, 32)):
         assert cpu_conv.choose_kernel("auto", kernel, cin, cout, backend="gpu") == "xla"
@@ -443,7 +446,7 @@ def test_kernel_choices():
     assert cpu_conv.choose_kernel("taps", (3, 3), 3, 64, backend="gpu") == "taps"
     assert cpu_conv.choose_kernel("taps", (3, 3), 64, 128, stride=2, backend="cpu") == "bands"
     assert cpu_conv.choose_kernel("taps", (3, 3), 64, 128, stride=2, backend="gpu") == "xla"
-    assert cpu_conv.choose_kernel("taps", (3, 3), 32, 32, groups=32, backend="cpu") == "bands"
+    assert cpu_conv.choose_kernel("taps", (3, 3), 64, 64, groups=64, backend="cpu") == "bands"
     with pytest.raises(ValueError, match="square kernel"):
         cpu_conv.conv_by_blocks(jnp.zeros((1, 8, 8, 2)), jnp.zeros((1, 7, 2, 2)))
 

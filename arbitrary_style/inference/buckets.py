@@ -72,21 +72,23 @@ class ProgramCost:
 
 
 # {backend: {network width alpha: {cpu_conv mode: ProgramCost}}}: the lite
-# (0.25) and the paper's (1.0) transfer networks, batch 1, float32. CPU:
-# a 2-core AMD EPYC VM (experiments/benchmarks/README.md, "Compile or run");
-# other CPUs scale compile and run times alike, which leaves the choices
-# unchanged. Accelerators run XLA's convolutions only (cpu_conv's "auto" is
-# "xla" there); a program compiles in seconds and runs in milliseconds, so
-# one bucket for all sizes is nearly always best.
+# (0.25) and the paper's (1.0) transfer networks, batch 1, float32.
+# CPU: fitted by ``python -m experiments.benchmarks.stylize_compile`` on a
+# 2-core AMD EPYC VM, 2026-12-01 (experiments/benchmarks/README.md, "Compile
+# or run"); other CPUs scale compile and run times alike, which leaves the
+# choices much the same. Accelerators run XLA's convolutions only (cpu_conv's
+# "auto" is "xla" there). No accelerator has been measured yet: those rows
+# are estimates (a compile of a second or two, runs of milliseconds), under
+# which one bucket for all sizes is nearly always best.
 COSTS: Mapping[str, Mapping[float, Mapping[str, ProgramCost]]] = {
     "cpu": {
         0.25: {
-            "xla": ProgramCost(0.6, 2.5, 0.72, 0.5, 1.2),
-            "auto": ProgramCost(1.5, 15.0, 0.40, 0.5, 2.0),
+            "xla": ProgramCost(0.59, 0.0, 0.605, 0.58, 1.06),
+            "auto": ProgramCost(1.54, 0.03, 0.18, 0.49, 1.32),
         },
         1.0: {
-            "xla": ProgramCost(0.9, 0.8, 9.2, 0.5, 1.1),
-            "auto": ProgramCost(2.5, 4.7, 2.4, 0.5, 1.5),
+            "xla": ProgramCost(0.41, 0.49, 5.709, 0.52, 1.02),
+            "auto": ProgramCost(1.9, 0.47, 1.256, 0.49, 1.15),
         },
     },
     "accelerator": {

@@ -69,6 +69,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Iterable
 from functools import partial
 from typing import Any
@@ -100,8 +101,10 @@ DEFAULT_STYLE_SIZE = 256
 KERNEL_CHOICES = ("by_cost", *cpu_conv.MODES)
 
 # What the user waits for: compiling, shown by the command-line tools
-# (command_line.py prints this logger's records on stderr).
+# (command_line.PROGRESS_LOGGER: its records are printed on stderr).
 progress_log = logging.getLogger("arbitrary_style.progress")
+# Seconds a compilation may keep the caller waiting before it is announced.
+PROGRESS_DELAY = 0.5
 
 
 def check_style_size(style_size: int | None) -> int | None:
@@ -231,16 +234,32 @@ class Stylizer:
         self._predictor_sizes: dict[tuple[int, int], bool] = {}
         self._min_style_side: int | None = None
         self.traces = {"style_code": 0, "norm_params": 0, "transfer": 0, "moments": 0}
+        self._compiling: str | None = None  # what the current call is compiling
 
         def bind(name, fn, kernels, describe):
             def traced(state, *args):
                 self.traces[name] += 1  # runs only while jit traces: once per program
-                progress_log.info("preparing %s (compiled once, then loaded from the cache)", describe(*args))
+                self._compiling = describe(*args)
                 with cpu_conv.kernels(kernels):  # traced: see models/cpu_conv.py
                     return fn(graphdef, state, *args)
 
             # graphdef is static: closed over, so jit retraces only on new shapes.
-            return jax.jit(traced)
+            jitted = jax.jit(traced)
+
+            def call(*args):
+                # Says what is compiling if a new program keeps the caller
+                # waiting past PROGRESS_DELAY (a cached program loads sooner).
+                self._compiling = None
+                timer = threading.Timer(PROGRESS_DELAY, self._announce_compiling)
+                timer.daemon = True
+                timer.start()
+                try:
+                    return jitted(*args)
+                finally:
+                    timer.cancel()
+
+            call.lower = jitted.lower
+            return call
 
         def image_size(images, *_):
             return f"{images.shape[1]}x{images.shape[2]} px"
@@ -261,6 +280,12 @@ class Stylizer:
             mode: bind("moments", _moments, mode, lambda x, *_: f"the statistics pass for {image_size(x)}")
             for mode in cpu_conv.MODES
         }
+
+    def _announce_compiling(self) -> None:
+        if self._compiling is not None:
+            progress_log.info(
+                "compiling %s (once; later runs load it from the compilation cache)", self._compiling
+            )
 
     def __repr__(self) -> str:
         if self.takes_style_images:

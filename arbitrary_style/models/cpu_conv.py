@@ -83,6 +83,11 @@ BLOCK_TAPS_MIN_FEATURES = 64
 # bands, to bound the program size).
 BAND_OUTPUT_PIXELS = 2048
 MAX_BANDS = 32
+# Bands pay where a layer's activations are large: 64 output channels or
+# more. Below that (every layer of the alpha-0.25 network) one XLA call ran
+# as fast and compiled faster: the lite network at 376x500 px took 28 ms
+# and 1.42 s to compile without bands, 30 ms and 1.67 s with them.
+BANDS_MIN_FEATURES = 64
 
 # A context variable, not a module global: a ``with`` block changes the mode
 # for its own thread or task only and restores it on exit.
@@ -134,7 +139,8 @@ def choose_kernel(
     ``BLOCKS_MIN_KERNEL`` with fewer than ``TAPS_MIN_FEATURES`` input or output
     channels, taps for other stride-1 convolutions with at least
     ``TAPS_MIN_FEATURES`` input channels, where each measured faster; XLA's
-    convolution in bands otherwise. Taps and blocks need stride 1 and no
+    convolution otherwise, in bands for ``BANDS_MIN_FEATURES`` output
+    channels or more. Taps and blocks need stride 1 and no
     groups, blocks a square kernel; no mode chooses them elsewhere.
     """
     if mode not in MODES:
@@ -147,12 +153,13 @@ def choose_kernel(
     # CPU remedy and would cost GPU memory for nothing.
     if (backend or jax.default_backend()) != "cpu":
         return "xla"
+    xla_kernel = "bands" if out_features >= BANDS_MIN_FEATURES else "xla"
     if stride != 1 or groups != 1:
-        return "bands"
+        return xla_kernel
     kh, kw = kernel_size
     if kh == kw and kh >= BLOCKS_MIN_KERNEL and min(in_features, out_features) < TAPS_MIN_FEATURES:
         return "blocks"
-    return "taps" if in_features >= TAPS_MIN_FEATURES else "bands"
+    return "taps" if in_features >= TAPS_MIN_FEATURES else xla_kernel
 
 
 def _active_kernel(weights_shape: Sequence[int], stride: int, groups: int) -> str:

@@ -359,6 +359,29 @@ def reflect_beyond(x: Array, region: Array, reach: int) -> Array:
     return x
 
 
+def repeat_beyond(x: Array, region: Array) -> Array:
+    """``x`` with the row and the column after its top-left ``region`` (traced
+    int32 (height, width)) set to the region's last row and column.
+
+    Before a nearest x2 upsampling: the upsampled region then continues with
+    what reflect padding by one pixel gives at its edge (row 2h of the
+    upsampled image is row h - 1 of this one, as is its row 2h - 2), so a
+    3x3 convolution of the upsampled array computes, inside the region, what
+    it computes on the region alone. The array must exceed the region by at
+    least one pixel a side.
+    """
+    for axis in (1, 2):
+        size = region[axis - 1]
+        start = [0, 0, 0, 0]
+        start[axis] = size - 1
+        block_shape = list(x.shape)
+        block_shape[axis] = 1
+        block = jax.lax.dynamic_slice(x, start, block_shape)
+        start[axis] = size
+        x = jax.lax.dynamic_update_slice(x, block, start)
+    return x
+
+
 def instance_norm_moments(x: Array, region: Array | None = None) -> tuple[Array, Array]:
     """Per-sample, per-channel mean and biased variance over H and W (float32).
 

@@ -25,6 +25,7 @@ from arbitrary_style.models.layers import (
     get_module,
     instance_norm_moments,
     reflect_beyond,
+    repeat_beyond,
     set_module,
     transformer_init,
     upsample_nearest,
@@ -162,14 +163,20 @@ class StyleTransferNetwork(nnx.Module):
             # The image fills only the top-left region of x (at this layer's
             # input resolution): reflect it beyond its own edge, as the layer's
             # reflect padding would, and take statistics inside it.
-            if layer.upsample:
-                x, region = upsample_nearest(x), 2 * region
-            x = reflect_beyond(x, region, layer.kernel_size // 2)
-            if conv.BatchNorm is not None:
-                return conv(x, train=train)
-            y = conv.convolve(x)
-            if layer.stride != 1:
-                region = region // layer.stride
+            if layer.upsample and conv.BatchNorm is None and layer.kernel_size == 3:
+                # Upsampled 3x3 layers keep their fused kernels: the edge
+                # row repeated before upsampling is the reflection after it.
+                y = conv.convolve_upsampled(repeat_beyond(x, region))
+                region = 2 * region
+            else:
+                if layer.upsample:
+                    x, region = upsample_nearest(x), 2 * region
+                x = reflect_beyond(x, region, layer.kernel_size // 2)
+                if conv.BatchNorm is not None:
+                    return conv(x, train=train)
+                y = conv.convolve(x)
+                if layer.stride != 1:
+                    region = region // layer.stride
         elif conv.BatchNorm is not None:
             return conv(upsample_nearest(x) if layer.upsample else x, train=train)
         else:
