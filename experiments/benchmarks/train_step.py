@@ -4,6 +4,7 @@ From the repository root (the figures in experiments/benchmarks/README.md):
 
     .venv/bin/python -m experiments.benchmarks.train_step --steps=3
     .venv/bin/python -m experiments.benchmarks.train_step --steps=2 --cpu_conv_kernels=xla   # A/B
+    .venv/bin/python -m experiments.benchmarks.train_step --steps=3 --reference   # against Magenta's step
     .venv/bin/python -m experiments.benchmarks.train_step --config=configs/pbn_dtd.py \
         --batch_size=8 --image_size=256 --steps=5
 
@@ -31,10 +32,11 @@ import jax
 import numpy as np
 from absl import flags
 
+from arbitrary_style.command_line import UsageError
 from arbitrary_style.models import cpu_conv
 from arbitrary_style.training import parallel, trainer
 from experiments import script
-from experiments.benchmarks import common
+from experiments.benchmarks import common, magenta_step
 
 TABLE_HEADER = (
     "config", "cpu_conv_kernels", "batch", "px", "device", "images/s", "s/step", "GFLOP per step",
@@ -61,6 +63,9 @@ def define_flags(flag_values: flags.FlagValues) -> None:
                          flag_values=flag_values)
     flags.DEFINE_enum("cpu_conv_kernels", None, cpu_conv.MODES, "override config.train.cpu_conv_kernels",
                       flag_values=flag_values)
+    flags.DEFINE_boolean("reference", False, "also time Magenta's own TF training step (magenta_step.py) "
+                         "on the same batch, after ours, and print the ratio (pbn_dtd only)",
+                         flag_values=flag_values)
 
 
 def main(argv: Sequence[str]) -> dict:
@@ -82,6 +87,11 @@ def benchmark(args: flags.FlagValues, words: Sequence[str] = ()) -> dict:
     if config.model.kind == "nstyle" and config.model.num_styles <= 0:
         config.model.num_styles = 16
     batch_size, size = int(config.train.batch_size), int(config.data.image_size)
+    if args.reference and (config.model.kind != "arbitrary" or config.model.predictor != "inception_v3"):
+        raise UsageError(
+            f"--reference with {args.config}, Magenta's step is the arbitrary model with the Inception-v3 "
+            "trunk, give --config=configs/pbn_dtd.py"
+        )
 
     run = trainer.setup(config)
     rng = np.random.default_rng(0)
@@ -129,7 +139,19 @@ def benchmark(args: flags.FlagValues, words: Sequence[str] = ()) -> dict:
         "load_average": common.load_average(),
         **common.environment("jax", "flax", "numpy"),
     }
+    if args.reference:
+        reference = magenta_step.time_steps(local["content"], local["style"], args.steps)
+        result["reference_step_seconds_median"] = round(statistics.median(reference["step_seconds"]), 4)
+        result["reference_step_seconds_all"] = [round(x, 4) for x in reference["step_seconds"]]
+        result["reference_first_step_seconds"] = round(reference["first_step_seconds"], 1)
+        result["ours_over_reference"] = round(step_seconds / result["reference_step_seconds_median"], 3)
     print(json.dumps(result))
+    if args.reference:
+        print(
+            f"train step, batch {batch_size} at {size} px: ours {step_seconds:.2f} s, Magenta's TF graph "
+            f"{result['reference_step_seconds_median']:.2f} s, "
+            f"ours / Magenta {result['ours_over_reference']:.2f}"
+        )
     print(common.markdown_table(TABLE_HEADER, [(
         args.config, result["cpu_conv_kernels"], batch_size, size, f"{result['device']} x{result['devices']}",
         result["images_per_second"], result["step_seconds_median"], result["gflops_per_step"],
