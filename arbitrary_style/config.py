@@ -49,6 +49,15 @@ def base_config() -> ml_collections.ConfigDict:
             content_weights=dict(PAPER_CONTENT_WEIGHTS),
             style_weights=dict(PAPER_STYLE_WEIGHTS),
             total_variation_weight=PAPER_TOTAL_VARIATION_WEIGHT,
+            # Temporal consistency without video (losses.consistency_loss,
+            # Wang et al. 2020): the output of a slightly rotated, shifted and
+            # noisy content should be the equally rotated and shifted output.
+            # weight 0 (the reference's training) skips the term and its
+            # second pass through the network; experiments/consistency
+            # measures it.
+            consistency=ml_collections.ConfigDict(
+                dict(weight=0.0, max_shift=2.0, max_angle=1.0, noise=0.01, seed=0)
+            ),
         )
     )
     config.optimizer = ml_collections.ConfigDict(

@@ -2,7 +2,9 @@
 
 Content loss (feature MSE), Gram-matrix style loss normalised by H*W only (so
 the style image may have another size than the stylized one), total
-variation, their weighted total and a breakdown of every term and layer.
+variation, their weighted total and a breakdown of every term and layer;
+and the optional consistency term, which asks the network to commute with a
+small perturbation of its input (``perturb``, ``consistency_loss``).
 
 Breakdown keys (all scalars):
   ``content/<layer>``, ``style/<layer>``, ``total_variation``    unweighted
@@ -10,6 +12,9 @@ Breakdown keys (all scalars):
   ``weighted/total_variation``                                   weighted
   ``weighted/content``, ``weighted/style``                       sums
   ``total``                                                      the loss
+
+With a consistency weight above 0 the train step adds ``consistency`` and
+``weighted/consistency`` (and the latter to ``total``).
 """
 
 from __future__ import annotations
@@ -19,25 +24,61 @@ from collections.abc import Mapping
 
 import jax
 import jax.numpy as jnp
+from jax.scipy import ndimage as jax_ndimage
 
 Array = jax.Array
 Features = Mapping[str, Array]
 
 
 @dataclasses.dataclass(frozen=True)
+class Perturbation:
+    """The random perturbation of a content image for the consistency term.
+
+    A rotation about the image centre of up to ``max_angle`` degrees, a
+    translation of up to ``max_shift`` pixels along each axis (both uniform),
+    then Gaussian noise of standard deviation ``noise`` (on [0, 1] pixels).
+    Draws come from ``jax.random.fold_in(jax.random.key(seed), step)``, so a
+    resumed run draws the same perturbations.
+    """
+
+    max_shift: float = 2.0
+    max_angle: float = 1.0
+    noise: float = 0.01
+    seed: int = 0
+
+    @classmethod
+    def from_config(cls, consistency_config) -> Perturbation:
+        return cls(
+            max_shift=float(consistency_config.max_shift),
+            max_angle=float(consistency_config.max_angle),
+            noise=float(consistency_config.noise),
+            seed=int(consistency_config.seed),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
 class LossWeights:
-    """Weights of every term; a layer absent from a mapping is not used."""
+    """Weights of every term; a layer absent from a mapping is not used.
+
+    ``consistency``: weight of the consistency term (0: not computed, and the
+    train step is the reference's); ``perturbation``: how its input is perturbed.
+    """
 
     content: Mapping[str, float]
     style: Mapping[str, float]
     total_variation: float
+    consistency: float = 0.0
+    perturbation: Perturbation = Perturbation()
 
     @classmethod
     def from_config(cls, loss_config) -> LossWeights:
+        consistency = loss_config.get("consistency")
         return cls(
             content=dict(loss_config.content_weights),
             style=dict(loss_config.style_weights),
             total_variation=float(loss_config.total_variation_weight),
+            consistency=0.0 if consistency is None else float(consistency.weight),
+            perturbation=Perturbation() if consistency is None else Perturbation.from_config(consistency),
         )
 
     @property
@@ -146,6 +187,79 @@ def style_transfer_losses(
         style_grams=style_grams,
         weights=weights,
     )
+
+
+def affine_warp(images: Array, matrix: Array, offset: Array) -> tuple[Array, Array]:
+    """Bilinear resampling of [B, H, W, C] ``images`` by per-image affine maps.
+
+    Output pixel p (row, column) takes the input at ``matrix[b] @ (p - c) + c
+    + offset[b]``, c the image centre; ``matrix`` [B, 2, 2], ``offset`` [B, 2].
+
+    Returns:
+      (warped [B, H, W, C], valid [B, H, W, 1]): ``valid`` is 1 where the
+      source point lies inside the image (its bilinear neighbours all exist),
+      0 where the warp reached outside and the value is the nearest edge's.
+    """
+    _, h, w, _ = images.shape
+    rows, cols = jnp.meshgrid(
+        jnp.arange(h, dtype=jnp.float32), jnp.arange(w, dtype=jnp.float32), indexing="ij"
+    )
+    centre = jnp.asarray([(h - 1) / 2, (w - 1) / 2], jnp.float32)
+    points = jnp.stack([rows, cols], axis=-1) - centre  # [H, W, 2]
+    source = jnp.einsum("bij,hwj->bhwi", matrix, points) + centre + offset[:, None, None, :]
+
+    def sample(image, coordinates):  # [H, W, C], [H, W, 2] -> [H, W, C]
+        return jax.vmap(
+            lambda channel: jax_ndimage.map_coordinates(
+                channel, [coordinates[..., 0], coordinates[..., 1]], order=1, mode="nearest"
+            ),
+            in_axes=-1,
+            out_axes=-1,
+        )(image)
+
+    warped = jax.vmap(sample)(images.astype(jnp.float32), source)
+    inside = (
+        (source[..., 0] >= 0) & (source[..., 0] <= h - 1) & (source[..., 1] >= 0) & (source[..., 1] <= w - 1)
+    )
+    return warped.astype(images.dtype), inside[..., None].astype(jnp.float32)
+
+
+def perturb(key: Array, images: Array, perturbation: Perturbation):
+    """A random small warp of ``images`` [B, H, W, 3] plus noise (``Perturbation``).
+
+    Returns:
+      (perturbed images, warp): ``warp(x)`` applies the same warp, without
+      the noise, to any [B, H, W, C] array, and returns (warped, valid) as
+      ``affine_warp``.
+    """
+    b = images.shape[0]
+    angle_key, shift_key, noise_key = jax.random.split(key, 3)
+    angle = jnp.deg2rad(perturbation.max_angle) * jax.random.uniform(angle_key, (b,), minval=-1.0, maxval=1.0)
+    offset = perturbation.max_shift * jax.random.uniform(shift_key, (b, 2), minval=-1.0, maxval=1.0)
+    cos, sin = jnp.cos(angle), jnp.sin(angle)
+    matrix = jnp.stack([jnp.stack([cos, -sin], -1), jnp.stack([sin, cos], -1)], -2)
+
+    def warp(x):
+        return affine_warp(x, matrix, offset)
+
+    warped, _ = warp(images)
+    noise = perturbation.noise * jax.random.normal(noise_key, warped.shape, jnp.float32)
+    return (warped.astype(jnp.float32) + noise).astype(images.dtype), warp
+
+
+def consistency_loss(stylized_of_perturbed: Array, perturbed_stylized: Array, valid: Array) -> Array:
+    """Mean squared difference, over the pixels a warp kept inside the image,
+    between the output for a perturbed input and the equally warped output.
+
+    The compound regularisation of Wang et al. 2020 ("Consistent video style
+    transfer via compound regularization", AAAI, §3.2): with W a warp and
+    Δ noise, ||N(W(x) + Δ) - W(N(x))||², which needs no video: a network that
+    commutes with small motions and ignores noise stylizes consecutive frames
+    consistently. Both branches carry gradients, as in the paper.
+    """
+    diff = jnp.square(stylized_of_perturbed.astype(jnp.float32) - perturbed_stylized.astype(jnp.float32))
+    channels = diff.shape[-1]
+    return jnp.sum(diff * valid) / jnp.maximum(jnp.sum(valid) * channels, 1.0)
 
 
 def format_breakdown(terms: Mapping[str, float]) -> str:

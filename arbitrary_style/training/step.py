@@ -1,7 +1,8 @@
 """The train step: a pure function of (state, batch, loss-network state), jitted by ``trainer.setup``.
 
-The forward pass (``training_forward``), the loss terms (``losses.style_transfer_losses``),
-the Adam update and the guard that keeps a non-finite step from changing the state.
+The forward pass (``training_forward``), the loss terms (``losses.style_transfer_losses``,
+and the consistency term when its weight is above 0), the Adam update and the guard that
+keeps a non-finite step from changing the state.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ State = dict[str, Any]
 
 
 Forward = Callable[[nnx.Module, Mapping[str, jax.Array]], jax.Array]
+# The breakdown keys the consistency term adds (with a weight above 0).
+CONSISTENCY_TERMS = {"consistency": None, "weighted/consistency": None}
 
 
 
@@ -64,6 +67,8 @@ def loss_term_names(config: ml_collections.ConfigDict) -> tuple[str, ...]:
         style_grams=grams,
         weights=w,
     )
+    if w.consistency > 0:
+        terms = {**terms, **CONSISTENCY_TERMS}
     return tuple(sorted(terms))
 
 
@@ -88,7 +93,7 @@ def make_train_step(
     never saved.
     """
 
-    def loss_fn(params, batch_stats, frozen, loss_network_state, batch):
+    def loss_fn(params, batch_stats, frozen, loss_network_state, batch, step):
         # copy=True: fresh Variables at this trace level, which batch norm may
         # then update (the inputs' Variables belong to the outer jit trace).
         model = nnx.merge(graphdef, params, batch_stats, frozen, copy=True)
@@ -101,9 +106,34 @@ def make_train_step(
             stylized_images=stylized,
             weights=loss_weights,
         )
+        if loss_weights.consistency > 0:
+            terms = with_consistency(terms, params, batch_stats, frozen, batch, stylized, step)
         # Training mode updated the moving averages on the merged copy.
         new_batch_stats = nnx.state(model, nnx.BatchStat)
         return terms["total"], (terms, new_batch_stats)
+
+    def with_consistency(terms, params, batch_stats, frozen, batch, stylized, step):
+        """``terms`` with the consistency term (losses.consistency_loss) added.
+
+        The perturbed content goes through a second copy of the model: its
+        batch norms (training mode) normalise with the perturbed batch's
+        statistics, and their moving-average updates are dropped, so the
+        averages advance once per step as without the term.
+        """
+        perturbation = loss_weights.perturbation
+        key = jax.random.fold_in(jax.random.key(perturbation.seed), step)
+        perturbed, warp = losses.perturb(key, batch["content"], perturbation)
+        twin = nnx.merge(graphdef, params, batch_stats, frozen, copy=True)
+        stylized_of_perturbed = forward(twin, {**batch, "content": perturbed})
+        perturbed_stylized, valid = warp(stylized)
+        value = losses.consistency_loss(stylized_of_perturbed, perturbed_stylized, valid)
+        weighted = loss_weights.consistency * value
+        return {
+            **terms,
+            "consistency": value,
+            "weighted/consistency": weighted,
+            "total": terms["total"] + weighted,
+        }
 
     def train_step(state, batch, loss_network_state):
         with cpu_conv.kernels(cpu_conv_kernels):  # traced: see models/cpu_conv.py
@@ -112,7 +142,7 @@ def make_train_step(
     def kernels_train_step(state, batch, loss_network_state):
         grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
         (_, (terms, new_batch_stats)), grads = grad_fn(
-            state["params"], state["batch_stats"], state["frozen"], loss_network_state, batch
+            state["params"], state["batch_stats"], state["frozen"], loss_network_state, batch, state["step"]
         )
         updates, new_opt_state = optimizer.update(grads, state["opt_state"], state["params"])
         new_params = optax.apply_updates(state["params"], updates)
