@@ -206,6 +206,25 @@ def define_flags(flag_values: flags.FlagValues) -> None:
         "motion); 0 for none.",
         flag_values=flag_values,
     )
+    flags.DEFINE_multi_string(
+        "mask", None,
+        "Styles by region: one greyscale mask per style (white: that style), in the order of the styles, "
+        "or one label image (its distinct values, ascending, stand for the styles); any size. One output "
+        "with every style in its region.",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_string(
+        "strength_map", None,
+        "Greyscale image (any size): the strength per pixel, white --strength, black the content's own "
+        "style (arbitrary model).",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_float(
+        "feather", None,
+        "Blur of --mask and --strength_map in pixels at the network (default: 1% of the shorter side; "
+        "0: hard edges).",
+        flag_values=flag_values,
+    )
     flags.DEFINE_integer(
         "sheet_cell", DEFAULT_CELL, "Longer side of the photo in a --sheet (never enlarged).",
         flag_values=flag_values,
@@ -332,6 +351,9 @@ def style_choices(options: flags.FlagValues, stylizer, strengths: Sequence[float
         items = indices if weights is not None else list(dict.fromkeys(indices))
         labels = files.style_labels(stylizer.style_names or [None] * n)
         names = [labels[i] for i in items]
+    if options.mask:
+        # One output: every style in its region (Stylizer.stylize(mask=)).
+        return Styles([files.StyleChoice(list(items), "+".join(names))], style_files, notes)
     if weights is None:
         # Styles without weights: one output each.
         choices = [files.StyleChoice(item, name) for item, name in zip(items, names, strict=True)]
@@ -375,6 +397,11 @@ def style_codes(options: flags.FlagValues, stylizer, styles: Sequence[files.Styl
     codes = []
     for style in styles:
         try:
+            if options.mask:
+                codes.append(
+                    [stylizer.style_code(item, style_size=options.style_size or None) for item in style.style]
+                )
+                continue
             codes.append(stylizer.style_code(style.style, style_size=options.style_size or None))
         except ValueError as error:  # an unreadable or too small image, named in the message
             raise UsageError(f"--style {error}") from None
@@ -422,6 +449,16 @@ def check_options(options: flags.FlagValues, paths: Sequence[str]) -> None:
             f"--overlap {options.overlap} not smaller than --tile {options.tile}, "
             "tiles must advance, give a smaller --overlap"
         )
+    if options.feather is not None and not (math.isfinite(options.feather) and options.feather >= 0):
+        raise UsageError(
+            f"--feather {options.feather} out of range, it is a blur in pixels, give 0 or more"
+        )
+    if options.mask and (options.style_weights or options.sheet):
+        other = "--style_weights" if options.style_weights else "--sheet"
+        raise UsageError(
+            f"--mask with {other}, --mask places each style in its own region of one output, "
+            f"leave {other} out"
+        )
     if options.step is not None and options.workdir is None:
         raise UsageError("--step without --workdir, it selects a checkpoint of a workdir, give --workdir DIR")
     for option in ("smooth", "denoise", "blend"):
@@ -431,6 +468,32 @@ def check_options(options: flags.FlagValues, paths: Sequence[str]) -> None:
                 f"--{option} {value} out of range, it is a weight in [0, 1), "
                 f"give e.g. --{option} 0.5, or 0 for none"
             )
+
+
+def check_regions(options: flags.FlagValues, stylizer, styles: Sequence[files.StyleChoice], videos) -> None:
+    """--mask and --strength_map files readable and fitting the styles, before any work."""
+    if not (options.mask or options.strength_map):
+        return
+    from arbitrary_style.inference import regions  # noqa: PLC0415  (see load_stylizer)
+
+    option = "--mask" if options.mask else "--strength_map"
+    if videos:
+        raise UsageError(
+            f"{option} with the video {next(iter(videos))}, regions are for photos, "
+            f"leave {option} out for videos"
+        )
+    if options.strength_map and stylizer.num_styles is not None:
+        raise UsageError(
+            "--strength_map needs a model with a style predictor, this N-style model has no style "
+            "of the content to blend towards, leave --strength_map out"
+        )
+    try:
+        if options.mask:
+            regions.region_weights(options.mask, len(styles[0].style), (4, 4), 0)
+        if options.strength_map:
+            regions.load_grey(options.strength_map)
+    except (OSError, ValueError) as error:
+        raise UsageError(f"{option} {error}") from None
 
 
 def split_videos(contents: Sequence[pathlib.Path]) -> tuple[list[pathlib.Path], set[pathlib.Path]]:
@@ -559,6 +622,7 @@ def stylize_inputs(
         # After the output checks (an error there costs no predictor pass);
         # unreadable and too small style images are refused here.
         codes = style_codes(options, stylizer, styles.choices)
+        check_regions(options, stylizer, styles.choices, videos)
     except (UsageError, FileNotFoundError) as error:
         return report_usage_error(error)
     if not options.sheet:
@@ -581,6 +645,9 @@ def stylize_inputs(
             overlap=options.overlap,
             max_pixels=options.max_pixels,
             preserve_color=options.preserve_color,
+            mask=options.mask or None,
+            strength_map=options.strength_map,
+            feather=options.feather,
         )
 
     by_content: dict[pathlib.Path, list[files.Output]] = collections.defaultdict(list)

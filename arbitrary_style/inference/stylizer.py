@@ -82,7 +82,7 @@ from flax import nnx
 from arbitrary_style import images, weights
 from arbitrary_style.images import load_image, resize_shorter_side, save_image  # noqa: F401  (save_image: part of this module's API)
 from arbitrary_style.inference import buckets as buckets_lib
-from arbitrary_style.inference import color, style_record, tiling
+from arbitrary_style.inference import color, regions, style_record, tiling
 from arbitrary_style.inference.tiling import pad_to_multiple  # noqa: F401  (part of this module's API)
 from arbitrary_style.models import StyleModel, cpu_conv
 
@@ -146,16 +146,31 @@ def _norm_params(graphdef, state, codes):
     return nnx.merge(graphdef, state).norm_params_from_code(codes)
 
 
+def _split_mix(content):
+    """[B, H, W, 3 + K] -> (the images, the K per-pixel style weights or None).
+
+    The weights travel as channels of the content so that padding, buckets
+    and tiles treat them as they treat the image (``Stylizer._mixed``).
+    """
+    if content.shape[-1] == 3:
+        return content, None
+    return content[..., :3], content[..., 3:]
+
+
 def _transfer(graphdef, state, content, norm_params, moments, region):
+    content, mix = _split_mix(content)
     # float32 out whatever the compute dtype (a bfloat16 model computes in bfloat16).
     stylized = nnx.merge(graphdef, state).transformer(
-        content, norm_params, moments=moments, region=region
+        content, norm_params, moments=moments, region=region, mix=mix
     )
     return stylized.astype(jnp.float32)
 
 
 def _moments(graphdef, state, content, norm_params, region):
-    return nnx.merge(graphdef, state).transformer.norm_moments(content, norm_params, region=region)
+    content, mix = _split_mix(content)
+    return nnx.merge(graphdef, state).transformer.norm_moments(
+        content, norm_params, region=region, mix=mix
+    )
 
 
 class Stylizer:
@@ -607,6 +622,9 @@ class Stylizer:
         max_pixels: int | None = None,
         preserve_color: bool = False,
         on_tile=None,
+        mask=None,
+        strength_map=None,
+        feather: float | None = None,
     ) -> np.ndarray:
         """Stylizes ``content`` with ``style``; float32 HxWx3 in [0, 1], the content's size.
 
@@ -614,7 +632,8 @@ class Stylizer:
           content: the image to stylize.
           style: arbitrary model: an image, an embedding, or a list of
             (style, weight) pairs; N-style model: an index, (index, weight)
-            pairs or a weight vector.
+            pairs or a weight vector. With ``mask``: a list of such styles,
+            one per region.
           strength: identity interpolation on the embedding (arbitrary model),
             S = (1 - strength) * P(content) + strength * S_style
             (0 keeps the content's own style, 1 is the full style, values
@@ -637,10 +656,21 @@ class Stylizer:
           preserve_color: keep the content's colours (luminance-only
             transfer, arbitrary_style/inference/color.py).
           on_tile: called with (done, total) after each tile.
+          mask: styles by region (arbitrary_style/inference/regions.py): one
+            greyscale mask per style in ``style`` (a path, PIL image or
+            array, any size; white where the style goes), or one label
+            image whose distinct values, ascending, stand for the styles in
+            order. The styles' conditional-norm parameters are mixed per
+            pixel by the resized, feathered masks, normalised to sum to 1.
+          strength_map: a greyscale image (any size): the strength per pixel,
+            white ``strength`` and black 0 (the content's own style);
+            arbitrary model.
+          feather: the masks' and the strength map's Gaussian blur in pixels
+            at the network's resolution (None: 1 % of the shorter side; 0: none).
         """
         if not np.isfinite(strength) or strength < 0:
             raise ValueError(f"strength must be finite and >= 0, got {strength}")
-        if strength != 1.0:
+        if strength != 1.0 or strength_map is not None:
             self._need_style_images("strength (identity interpolation on the embedding)")
         max_pixels = DEFAULT_MAX_PIXELS if max_pixels is None else int(max_pixels)
         overlap = DEFAULT_OVERLAP if overlap is None else int(overlap)
@@ -652,16 +682,23 @@ class Stylizer:
         original = load_image(content)
         x = original if resize is None else resize_shorter_side(original, resize)
         h, w = x.shape[:2]
-        padded = tiling.pad_to_multiple(x)
-        norm_params = self._norm_params_for(style, style_size)
-        if strength != 1.0:
+        def seen_as_style():
             # P(content) of the image as the network sees it (downscaled to
             # the pixel budget if larger).
             if check_style_size(style_size) is None:
-                seen = tiling.downscale_for_statistics(x, max_pixels, images.resize)
-            else:
-                seen = prepare_style(original, style_size)
-            norm_params = self._at_strength(norm_params, seen[None], strength)
+                return tiling.downscale_for_statistics(x, max_pixels, images.resize)
+            return prepare_style(original, style_size)
+
+        if mask is not None or strength_map is not None:
+            norm_params, mix = self._mixed(
+                style, mask, strength, strength_map, feather, (h, w), style_size, seen_as_style
+            )
+            x = np.concatenate([x, mix], axis=-1)
+        else:
+            norm_params = self._norm_params_for(style, style_size)
+            if strength != 1.0:
+                norm_params = self._at_strength(norm_params, seen_as_style()[None], strength)
+        padded = tiling.pad_to_multiple(x)
         if tile is None and h * w <= max_pixels:
             out = np.asarray(self._run_transfer(padded[None], norm_params))[0]
         else:
@@ -674,10 +711,48 @@ class Stylizer:
                 overlap = min(side, *padded.shape[:2]) // 4 // 4 * 4
             run_tile = lambda crop: self._run_transfer(crop[None], norm_params, moments)[0]  # noqa: E731
             out = tiling.stylize_in_tiles(run_tile, padded, tile=side, overlap=overlap, on_tile=on_tile)
-        out = images.resize(out[:h, :w], original.shape[:2])
+        out = images.resize(out[:h, :w, :3], original.shape[:2])
         if preserve_color:
             out = color.preserve_color(original, out)
         return out
+
+    def _mixed(self, style, mask, strength, strength_map, feather, shape, style_size, seen_as_style):
+        """Parameter sets [1, K, C] and per-pixel weights [H, W, K] for ``stylize``'s
+        ``mask`` and ``strength_map`` (arbitrary_style/inference/regions.py).
+
+        K is the number of styles, plus one, the content's own style, when
+        the strength is not 1 everywhere; the styles' weights are then their
+        mask times the strength s, the content's 1 - s.
+        """
+        if mask is None:
+            styles, weights = [style], np.ones((*shape, 1), np.float32)
+        else:
+            if not isinstance(style, (list, tuple)) or not style or self._is_blend(style):
+                raise ValueError(
+                    "style with a mask is a list of styles, one per region, "
+                    "give e.g. style=[a, b] with mask=[mask_a, mask_b] or one label image"
+                )
+            styles = list(style)
+            weights = regions.region_weights(mask, len(styles), shape, feather)
+        sets = [self._norm_params_for(item, style_size) for item in styles]
+        if strength_map is not None or strength != 1.0:
+            self._need_style_images("strength (identity interpolation on the embedding)")
+            if strength_map is None:
+                scale = np.full(shape, strength, np.float32)
+            else:
+                scale = regions.strength_weights(strength_map, strength, shape, feather)
+            own_code = self._predict_style_codes(
+                seen_as_style()[None],
+                "the content image as the style predictor sees it for strength != 1",
+                None,
+                "use strength 1 or a larger image",
+            )
+            sets.append(self._norm_params(self._state, own_code))
+            weights = np.concatenate(
+                [weights * scale[..., None], (1.0 - scale)[..., None]], axis=-1
+            ).astype(np.float32)
+        stacked = jax.tree.map(lambda *arrays: jnp.stack(arrays, axis=1), *sets)
+        return stacked, weights
 
     def stylize_batch(
         self,

@@ -412,15 +412,61 @@ def conditional_instance_norm(
 
     Args:
       x: [B, H, W, C] activations.
-      beta, gamma: [B, C] per-sample parameters (gamma used as given, no +1).
+      beta, gamma: [B, C] per-sample parameters (gamma used as given, no +1),
+        or [B, H, W, C] per-pixel ones (``mixed_norm_params``): one
+        normalisation, the parameters varying over the image.
       epsilon: 1e-5 as in Magenta's `conditional_style_norm`.
       moments: optional (mean, var) of shape [B, 1, 1, C] to use instead of x's
         own, e.g. statistics of the whole image while x is one tile of it.
     """
     mean, var = instance_norm_moments(x) if moments is None else moments
-    inv = jax.lax.rsqrt(var + epsilon) * gamma[:, None, None, :].astype(jnp.float32)
-    y = (x.astype(jnp.float32) - mean) * inv + beta[:, None, None, :].astype(jnp.float32)
+    inv = jax.lax.rsqrt(var + epsilon) * _per_pixel(gamma).astype(jnp.float32)
+    y = (x.astype(jnp.float32) - mean) * inv + _per_pixel(beta).astype(jnp.float32)
     return y.astype(x.dtype)
+
+
+def _per_pixel(parameter: Array) -> Array:
+    """[B, C] -> [B, 1, 1, C]; [B, H, W, C] as it is."""
+    return parameter[:, None, None, :] if parameter.ndim == 2 else parameter
+
+
+def mixed_norm_params(beta: Array, gamma: Array, mix: Array) -> tuple[Array, Array]:
+    """Per-pixel (beta, gamma) [B, H, W, C]: K parameter sets [B, K, C] mixed by
+    the weights ``mix`` [B, H, W, K] (summing to 1 over K at every pixel).
+
+    The norm is affine in (beta, gamma), so sum_k m_k (gamma_k x^ + beta_k) =
+    x^ sum_k m_k gamma_k + sum_k m_k beta_k: mixing the parameters is mixing
+    the K styles' outputs of this layer, with one normalisation. A mix of
+    one set with weight 1 gives that set's parameters exactly.
+    """
+    mix = mix.astype(jnp.float32)
+    beta = jnp.einsum("bhwk,bkc->bhwc", mix, beta.astype(jnp.float32))
+    gamma = jnp.einsum("bhwk,bkc->bhwc", mix, gamma.astype(jnp.float32))
+    return beta, gamma
+
+
+def halve_mix(mix: Array) -> Array:
+    """[B, H, W, K] -> [B, ceil(H/2), ceil(W/2), K]: 2x2 means (the last row
+    or column repeated when odd), the resolution a stride-2 layer leaves.
+
+    Means keep weights that sum to 1 summing to 1; an image padded into a
+    larger array (``reflect_beyond``) with sides multiples of 4 keeps its
+    means inside its region at both halvings.
+    """
+    _, h, w, _ = mix.shape
+    mix = jnp.pad(mix, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+    b, h, w, k = mix.shape
+    return mix.reshape(b, h // 2, 2, w // 2, 2, k).mean(axis=(2, 4))
+
+
+def fit_mix(mix: Array, shape: Sequence[int]) -> Array:
+    """``mix`` cropped, or extended by its last row and column, to (height, width) ``shape``."""
+    _, h, w, _ = mix.shape
+    th, tw = int(shape[0]), int(shape[1])
+    mix = mix[:, :th, :tw]
+    if th > h or tw > w:
+        mix = jnp.pad(mix, ((0, 0), (0, max(th - h, 0)), (0, max(tw - w, 0)), (0, 0)), mode="edge")
+    return mix
 
 
 def relu6(x: Array) -> Array:

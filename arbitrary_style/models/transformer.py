@@ -22,8 +22,11 @@ from arbitrary_style.models.layers import (
     BatchNormSpec,
     Conv2d,
     conditional_instance_norm,
+    fit_mix,
     get_module,
+    halve_mix,
     instance_norm_moments,
+    mixed_norm_params,
     reflect_beyond,
     repeat_beyond,
     set_module,
@@ -32,7 +35,8 @@ from arbitrary_style.models.layers import (
 )
 
 Array = jax.Array
-# {layer name: (beta [B, C], gamma [B, C])}, the conditional-norm parameters.
+# {layer name: (beta [B, C], gamma [B, C])}, the conditional-norm parameters
+# (with a per-pixel ``mix`` of K styles: beta [B, K, C], gamma [B, K, C]).
 NormParams = Mapping[str, tuple[Array, Array]]
 
 # Contract-layer batch norm of the arbitrary model (slim defaults in Magenta's
@@ -157,6 +161,8 @@ class StyleTransferNetwork(nnx.Module):
         moments: Mapping[str, tuple[Array, Array]] | None,
         recorded: dict[str, tuple[Array, Array]] | None,
         region: Array | None,
+        mix_levels: list[Array] | None = None,
+        level: int = 0,
     ) -> Array:
         conv: Conv2d = get_module(self, layer.name)
         if region is not None:
@@ -187,6 +193,10 @@ class StyleTransferNetwork(nnx.Module):
         if recorded is not None:
             recorded[layer.name] = layer_moments
         beta, gamma = norm_params[layer.name]
+        if mix_levels is not None:
+            # The weights at this layer's resolution (the expanding layers
+            # reuse the contracting layers' means, extended by their edge).
+            beta, gamma = mixed_norm_params(beta, gamma, fit_mix(mix_levels[level], y.shape[1:3]))
         return conditional_instance_norm(
             y, beta, gamma, epsilon=CONDITIONAL_NORM_EPSILON, moments=layer_moments
         )
@@ -199,6 +209,7 @@ class StyleTransferNetwork(nnx.Module):
         train: bool = False,
         moments: Mapping[str, tuple[Array, Array]] | None = None,
         region: Array | None = None,
+        mix: Array | None = None,
     ) -> Array:
         """Stylizes ``images`` [B, H, W, 3] in [0, 1].
 
@@ -220,23 +231,37 @@ class StyleTransferNetwork(nnx.Module):
             statistics over the region; ``layers.reflect_beyond``). Outside
             it the values mean nothing. The array must exceed the region by
             at least 4 pixels a side (``layers.reflect_beyond``).
+          mix: optional [B, H, W, K] per-pixel weights of K styles (summing to
+            1 over K), at the images' resolution and padded as they are; then
+            every ``norm_params`` entry holds K sets, [B, K, C] each, mixed
+            per pixel (``layers.mixed_norm_params``) by the weights averaged
+            down to each layer's resolution (``layers.halve_mix``). The
+            instance-norm statistics stay the image's own: a mix of one
+            style with weight 1 everywhere is that style's output.
 
         Returns:
           [B, H', W', 3] in (0, 1), with H' = 4 * ceil(ceil(H / 2) / 2) (H itself
           when H is a multiple of 4), likewise W'.
         """
-        return self._forward(images, norm_params, train=train, moments=moments, region=region)[0]
+        return self._forward(
+            images, norm_params, train=train, moments=moments, region=region, mix=mix
+        )[0]
 
     def norm_moments(
-        self, images: Array, norm_params: NormParams, *, region: Array | None = None
+        self,
+        images: Array,
+        norm_params: NormParams,
+        *,
+        region: Array | None = None,
+        mix: Array | None = None,
     ) -> dict[str, tuple[Array, Array]]:
         """The instance-norm statistics every conditional layer sees for ``images``
-        (of their top-left ``region`` only, if given; see ``__call__``)."""
+        (of their top-left ``region`` only, if given; ``mix``: see ``__call__``)."""
         return self._forward(
-            images, norm_params, train=False, moments=None, record=True, region=region
+            images, norm_params, train=False, moments=None, record=True, region=region, mix=mix
         )[1]
 
-    def _forward(self, images, norm_params, *, train, moments, record=False, region=None):
+    def _forward(self, images, norm_params, *, train, moments, record=False, region=None, mix=None):
         missing = [n for n, _ in self.conditional_layers if n not in norm_params]
         if missing:
             raise KeyError(f"norm_params lacks conditional layers: {missing}")
@@ -245,8 +270,19 @@ class StyleTransferNetwork(nnx.Module):
         residual_input = None
         if region is not None:
             region = jnp.asarray(region, jnp.int32)
+        # The weights at full, 1/2 and 1/4 resolution; ``level`` is the
+        # resolution of the current layer's output.
+        mix_levels = None
+        if mix is not None:
+            mix_levels = [mix]
+            for _ in range(2):
+                mix_levels.append(halve_mix(mix_levels[-1]))
+        level = 0
         for layer in self.layers:
-            y = self._apply_layer(layer, x, norm_params, train, moments, recorded, region)
+            level += (layer.stride == 2) - layer.upsample
+            y = self._apply_layer(
+                layer, x, norm_params, train, moments, recorded, region, mix_levels, level
+            )
             if region is not None and (layer.upsample or layer.stride != 1):
                 region = (2 * region if layer.upsample else region) // layer.stride
             if layer.after == "add_input":
