@@ -1,9 +1,10 @@
-r"""Exports a style model for deployment: SavedModel, TFLite (float, int8) and ONNX.
+r"""Exports a style model for deployment: SavedModel, TFLite (float, int8), ONNX and Core ML.
 
     python -m arbitrary_style.export --pretrained=magenta-lite -o exported --check
     python -m arbitrary_style.export --workdir=workdirs/demo \
         --format=onnx,tflite,tflite_int8,saved_model -o exported --size=384x384
     python -m arbitrary_style.export --magenta_checkpoint=arbitrary_style_transfer/model.ckpt -o exported
+    python -m arbitrary_style.export --pretrained=magenta-lite --format=coreml -o exported --check
 
 Writes, under ``-o``, a predictor / transformer pair like Magenta's TFLite
 models (an N-style model: the transformer alone, taking ``style_weights``):
@@ -12,16 +13,19 @@ models (an N-style model: the transformer alone, taking ``style_weights``):
     transformer.<ext>  content [1, H, W, 3] in [0, 1], bottleneck [1, 100]
                        ->  stylized [1, H, W, 3] in [0, 1]
 
-with ``<ext>`` ``.onnx``, ``.tflite`` or ``_int8.tflite``,
+with ``<ext>`` ``.onnx``, ``.tflite``, ``_int8.tflite`` or ``.mlpackage``
+(Core ML: the transformer only, see arbitrary_style/exporting/coreml.py),
 ``saved_model/`` (signatures ``predict`` and ``transform``) and
 ``manifest.json`` (source, formats, tensors, version, how strength is
-applied). H and W are dynamic in ONNX, TFLite float and the SavedModel; the
-int8 TFLite files take ``--size`` (see
+applied). H and W are dynamic in ONNX, TFLite float, the SavedModel and
+Core ML (up to 4096); the int8 TFLite files take ``--size`` (see
 arbitrary_style/exporting/converters.py for why). ``--check`` runs each file
 in its runtime (onnxruntime, the TFLite interpreter, TensorFlow) and
 compares it with the JAX model (``Stylizer``): within 1e-4 for float
 formats, a mean absolute difference within 0.03 for int8; the exit status
-is 1 when a check fails. Core ML is not offered (arbitrary_style/exporting/__init__.py says why).
+is 1 when a check fails. A Core ML model runs only on macOS and iOS: on
+Linux ``--check`` compares the TF-op graph it was converted from with the
+JAX model and validates the package's spec and weights.
 """
 
 from __future__ import annotations
@@ -41,10 +45,10 @@ from arbitrary_style.inference import PRETRAINED
 
 # The formats (exporting/files.py FORMATS); repeated here so that --help and a
 # bad flag answer without importing JAX and TensorFlow.
-FORMATS = ("onnx", "tflite", "tflite_int8", "saved_model")
+FORMATS = ("onnx", "tflite", "tflite_int8", "saved_model", "coreml")
 DEFAULT_FORMATS = ("onnx", "tflite", "tflite_int8", "saved_model")
 # Python modules each format (or its check) needs, from the export extra.
-NEEDED_MODULES = {"onnx": ("tf2onnx",)}
+NEEDED_MODULES = {"onnx": ("tf2onnx",), "coreml": ("coremltools",)}
 CHECK_MODULES = {"onnx": ("onnxruntime",)}
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir of the model to export.")
@@ -157,6 +161,9 @@ def main(argv) -> int:
         for name in record["formats"][fmt]:
             print(f"  {fmt:<12} {name:<28} {human_size(output / name)}")
     print(f"  {'manifest':<12} {files.MANIFEST}")
+    if "coreml" in formats and model.learns_style_space:
+        # Said here too, not only in the manifest: a user looking for predictor.mlpackage.
+        print("  coreml has no predictor: give it the bottleneck of another format's (manifest.json)")
     if not _CHECK.value:
         return 0
     print(f"checked against the JAX model (Stylizer), {checks.PHOTO} photo:")

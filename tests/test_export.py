@@ -3,9 +3,10 @@
 Each exported file runs in its own runtime (onnxruntime, the TensorFlow Lite
 interpreter, TensorFlow) and is compared with ``Stylizer`` on a photograph
 at two sizes whose sides are not multiples of 4: max |diff| <= 1e-4 for the
-float formats, a mean |diff| <= 0.03 for int8 at its fixed size. Small
-content sizes and one export per model (module fixtures) keep this file
-near 40 s on two cores.
+float formats, a mean |diff| <= 0.03 for int8 at its fixed size. Core ML
+cannot run on Linux: its TF-op source graph is compared instead, and the
+package read back (spec, weights). Small content sizes and one export per
+model (module fixtures) keep this file near 50 s on two cores.
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ import pytest
 from flax import nnx
 
 from arbitrary_style import weights
-from arbitrary_style.exporting import checks, files, graphs
+from arbitrary_style.exporting import checks, coreml, files, graphs, tf_ops
+from arbitrary_style.inference.stylizer import Stylizer
 from arbitrary_style.training.checkpoints import restore_model
 
 from conftest import ROOT, subprocess_env
 
 FORMATS = ("onnx", "tflite", "tflite_int8", "saved_model")
+LITE_FORMATS = (*FORMATS, "coreml")
 FIXED_SIZE = (64, 96)
 
 
@@ -34,8 +37,10 @@ def lite(tmp_path_factory):
     """magenta-lite exported in every runnable format, and its check results."""
     model = weights.load_pretrained("magenta-lite")
     out = tmp_path_factory.mktemp("lite-export")
-    record = files.export(model, out, FORMATS, source={"pretrained": "magenta-lite"}, fixed_size=FIXED_SIZE)
-    return model, out, record, checks.check(model, out, FORMATS, FIXED_SIZE)
+    record = files.export(
+        model, out, LITE_FORMATS, source={"pretrained": "magenta-lite"}, fixed_size=FIXED_SIZE
+    )
+    return model, out, record, checks.check(model, out, LITE_FORMATS, FIXED_SIZE)
 
 
 @pytest.fixture(scope="module")
@@ -58,9 +63,12 @@ def test_lite_pair_matches_stylizer_in_every_runtime(lite):
     assert not failed, "\n".join(failed)
     # Every format compared, both parts, both content sizes (66x99, 97x145: padded inside).
     expected = {("onnx", "predictor bottleneck"), ("tflite", "transformer 66x99"),
-                ("saved_model", "transformer 97x145"), ("tflite_int8", "predictor+transformer 64x96")}
+                ("saved_model", "transformer 97x145"), ("tflite_int8", "predictor+transformer 64x96"),
+                ("coreml", "transformer 97x145 (TF ops)"), ("coreml", "package weights"),
+                ("coreml", "package spec")}
     assert expected <= set(_summary(results))
-    assert all(metric == "max" for (fmt, _), (metric, _) in _summary(results).items() if fmt != "tflite_int8")
+    assert all(metric == "max" for (fmt, what), (metric, _) in _summary(results).items()
+               if fmt != "tflite_int8" and what != "package spec")
 
 
 def test_lite_onnx_tensors_and_dynamic_sides(lite):
@@ -108,6 +116,47 @@ def test_manifest_describes_the_files(lite):
     assert transform["content_sides"]["fixed_in"]["tflite_int8"] == list(FIXED_SIZE)
     assert record["tensors"]["predict"]["inputs"][0]["shape"] == [1, 256, 256, 3]
     assert "strength" in record and record["version"]
+
+
+def test_lite_coreml_package_is_the_transformer_alone(lite):
+    model, out, record, _results = lite
+    assert record["formats"]["coreml"] == ["transformer.mlpackage"]
+    assert not (out / "predictor.mlpackage").exists()
+    assert (out / "transformer.mlpackage" / "Manifest.json").is_file()
+    assert "macOS" in record["coreml"]["runs_on"] and "predictor" in record["coreml"]["predictor"]
+    assert record["tensors"]["transform"]["content_sides"]["maximum_in"] == {"coreml": coreml.MAX_SIDE}
+    # float32 weights: about the float TFLite transformer's size.
+    package = sum(p.stat().st_size for p in (out / "transformer.mlpackage").rglob("*") if p.is_file())
+    assert 0.8 < package / (out / "transformer.tflite").stat().st_size < 1.3
+
+
+def test_coreml_checks_detect_other_weights_and_tensors(lite, nstyle):
+    """The package checks can fail: another model's weights, another model's inputs."""
+    model, out, _record, _results = lite
+    package = out / "transformer.mlpackage"
+    other = nnx.clone(model)
+    kernel = other.transformer.residual.residual3.conv1.weights
+    kernel[...] = kernel[...] * 1.01
+    assert coreml.weight_difference(package, other) > 1e-4
+    nstyle_model = nstyle[0]
+    problems = coreml.spec_problems(package, nstyle_model)
+    assert any("style_weights" in problem for problem in problems), problems
+
+
+@pytest.mark.slow
+def test_tf_ops_graph_of_an_nstyle_model_matches_stylizer(nstyle):
+    """The N-style form (conditional contract layers, style tables as the matrix) at sides off 4.
+
+    Slow only to keep ``make test`` short: the command test below checks the
+    same graph through ``--check``.
+    """
+    model = nstyle[0]
+    content = np.random.default_rng(4).random((30, 41, 3), dtype=np.float32)
+    weights_ = np.array([0.2, 0.5, 0.3], np.float32)
+    reference = Stylizer(model, cpu_conv_kernels="xla").stylize(content, weights_)
+    tf = checks.tf()
+    stylized = tf_ops.transform_function(model)(tf.constant(content[None]), tf.constant(weights_[None]))
+    np.testing.assert_allclose(stylized["stylized"].numpy()[0], reference, atol=1e-4, rtol=0)
 
 
 def test_existing_export_is_kept_unless_overwrite(lite):
@@ -187,8 +236,8 @@ def test_command_line_errors_are_one_line(args, message):
 def test_command_exports_and_checks_an_nstyle_workdir(nstyle_workdir, tmp_path):
     # Float formats: the fixture's random weights are no int8 target (see above).
     result = _export_command(
-        f"--workdir={nstyle_workdir}", "--format=onnx,tflite,saved_model", f"-o={tmp_path}", "--check"
+        f"--workdir={nstyle_workdir}", "--format=onnx,tflite,saved_model,coreml", f"-o={tmp_path}", "--check"
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "all 6 checks passed" in result.stdout
+    assert "all 10 checks passed" in result.stdout
     assert json.loads((tmp_path / "manifest.json").read_text())["model"]["kind"] == "n_style"

