@@ -29,6 +29,8 @@ from experiments import script
 from experiments.benchmarks import (
     common,
     input_pipeline,
+    latency,
+    stylize_compile,
     stylize_random,
     stylize_speed,
     tf_peer,
@@ -147,6 +149,30 @@ def test_markdown_table_rejects_a_short_row():
 
 EXPERIMENTS = pathlib.Path(__file__).resolve().parents[1] / "experiments"
 # A recorded command: "python -m experiments.<folder>.<script> ARGS", maybe
+def test_stylize_compile_fits_program_costs(capsys):
+    result = stylize_compile.main(["--alphas=0.25", "--modes=xla", "--sizes=32x32,48x64"])
+    assert len(result["rows"]) == 4  # 2 sizes x (exact, bucket)
+    cost = result["costs"]["0.25"]["xla"]
+    assert cost["run_per_mpx"] > 0 and cost["region_run_factor"] >= 1
+    assert '"xla": ProgramCost(' in capsys.readouterr().out
+
+
+def test_latency_inputs(tmp_path):
+    inputs = latency.write_inputs(tmp_path, photos_per_size=1)
+    sizes = sorted(Image.open(p).size for p in inputs["folder"].iterdir())
+    assert sizes == sorted(latency.FOLDER_SIZES)
+    assert Image.open(inputs["single"]).size == latency.SINGLE_SIZE
+
+
+@pytest.mark.slow
+def test_latency_runs_both_tools():
+    result = latency.main(["--repeats=1", "--photos_per_size=1"])
+    assert set(result["medians"]) == {
+        f"{case} {who}" for case in ("single", "folder") for who in ("theirs", "ours cold", "ours warm")
+    }
+    assert "| one 500x375 photo, cold cache |" in result["table"]
+
+
 # after ".venv/bin/", continued over lines ending in a backslash, maybe
 # followed by "# a comment".
 RECORDED = re.compile(r"python -m (experiments\.\w+\.\w+)((?:[^\S\n]|\\\n|[^\s#`\\])*)")
@@ -169,7 +195,8 @@ def recorded_commands() -> list[tuple[str, str, list[str]]]:
 def test_recorded_commands_are_found():
     modules = {module for _, module, _ in recorded_commands()}
     assert {f"experiments.benchmarks.{name}" for name in
-            ("input_pipeline", "stylize_speed", "train_step", "tf_peer", "stylize_random")} <= modules
+            ("input_pipeline", "stylize_speed", "train_step", "tf_peer", "stylize_random", "latency",
+             "stylize_compile")} <= modules
     assert {"experiments.from_scratch.analyze", "experiments.from_scratch.loss_balance"} <= modules
 
 

@@ -54,11 +54,11 @@ def flops_of(lowered_or_compiled) -> float:
     return float(analysis["flops"])
 
 
-def matmul_peak(n: int = 2048, repeats: int = 10) -> dict:
-    """f32 FLOP/s of a jitted n^3 matmul (the denominator of MFU): median and best of ``repeats``."""
+def matmul_peak(n: int = 2048, repeats: int = 10, dtype=jnp.float32) -> dict:
+    """FLOP/s of a jitted n^3 matmul in ``dtype`` (the denominator of MFU): median and best of ``repeats``."""
     key = jax.random.key(0)
-    a = jax.random.normal(key, (n, n), jnp.float32)
-    b = jax.random.normal(jax.random.fold_in(key, 1), (n, n), jnp.float32)
+    a = jax.random.normal(key, (n, n), dtype)
+    b = jax.random.normal(jax.random.fold_in(key, 1), (n, n), dtype)
     f = jax.jit(lambda x, y: x @ y)
     times = timed(lambda: f(a, b).block_until_ready(), repeats)
     flops = 2.0 * n**3

@@ -63,6 +63,12 @@ def define_flags(flag_values: flags.FlagValues) -> None:
                          flag_values=flag_values)
     flags.DEFINE_enum("cpu_conv_kernels", None, cpu_conv.MODES, "override config.train.cpu_conv_kernels",
                       flag_values=flag_values)
+    flags.DEFINE_enum("dtype", None, ["float32", "bfloat16"], "override config.model.dtype (the compute "
+                      "dtype; bfloat16 for GPUs and TPUs); the matmul peak is measured in it",
+                      flag_values=flag_values)
+    flags.DEFINE_float("peak_tflops", 0.0, "the device's datasheet peak (TFLOP/s, dense, in --dtype) for a "
+                       "second MFU figure, e.g. 989 for an H100/H200 SXM in bfloat16", lower_bound=0.0,
+                       flag_values=flag_values)
     flags.DEFINE_boolean("reference", False, "also time Magenta's own TF training step (magenta_step.py) "
                          "on the same batch, after ours, and print the ratio (pbn_dtd only)",
                          flag_values=flag_values)
@@ -84,6 +90,8 @@ def benchmark(args: flags.FlagValues, words: Sequence[str] = ()) -> dict:
     config.weights.predictor_init = ""
     if args.cpu_conv_kernels:
         config.train.cpu_conv_kernels = args.cpu_conv_kernels
+    if args.dtype:
+        config.model.dtype = args.dtype
     if config.model.kind == "nstyle" and config.model.num_styles <= 0:
         config.model.num_styles = 16
     batch_size, size = int(config.train.batch_size), int(config.data.image_size)
@@ -117,7 +125,10 @@ def benchmark(args: flags.FlagValues, words: Sequence[str] = ()) -> dict:
 
     times = common.timed(step, args.steps)
     step_seconds = statistics.median(times)
-    peak = common.matmul_peak(repeats=args.peak_repeats)["gflops_best"] * 1e9
+    # A 2048^3 matmul fills a CPU; an accelerator needs a larger one to come near its peak.
+    peak_n = 2048 if jax.default_backend() == "cpu" else 8192
+    peak_dtype = jax.numpy.dtype(config.model.dtype)
+    peak = common.matmul_peak(peak_n, args.peak_repeats, peak_dtype)["gflops_best"] * 1e9
 
     result = {
         "config": args.config,
@@ -134,6 +145,10 @@ def benchmark(args: flags.FlagValues, words: Sequence[str] = ()) -> dict:
         "achieved_gflops_per_second": round(flops / step_seconds / 1e9, 2),
         "matmul_peak_gflops_per_second": round(peak / 1e9, 2),
         "mfu": round(flops / step_seconds / peak, 4),
+        "dtype": str(config.model.dtype),
+        "mfu_datasheet": (
+            round(flops / step_seconds / (args.peak_tflops * 1e12), 4) if args.peak_tflops else None
+        ),
         "date_utc": common.utc_now(),
         "git": common.git_state(),
         "load_average": common.load_average(),
