@@ -27,6 +27,7 @@ from PIL import Image
 from arbitrary_style.command_line import UsageError
 from experiments import script
 from experiments.benchmarks import (
+    accelerator_check,
     common,
     input_pipeline,
     latency,
@@ -157,6 +158,15 @@ def test_stylize_compile_fits_program_costs(capsys):
     assert '"xla": ProgramCost(' in capsys.readouterr().out
 
 
+def test_accelerator_check_quick(capsys):
+    result = accelerator_check.main(["--quick"])
+    assert result["train_step"]["dtype"] == "bfloat16"
+    assert set(result["checks"]) == {"train step MFU", *(
+        f"stylize alpha {alpha}, 64x64, {dtype}" for alpha, dtype in accelerator_check.EXPECTED_STYLIZE_MS
+    )}
+    assert "| stylize alpha 1.0, 64x64, bfloat16 |" in capsys.readouterr().out
+
+
 def test_latency_inputs(tmp_path):
     inputs = latency.write_inputs(tmp_path, photos_per_size=1)
     sizes = sorted(Image.open(p).size for p in inputs["folder"].iterdir())
@@ -196,7 +206,7 @@ def test_recorded_commands_are_found():
     modules = {module for _, module, _ in recorded_commands()}
     assert {f"experiments.benchmarks.{name}" for name in
             ("input_pipeline", "stylize_speed", "train_step", "tf_peer", "stylize_random", "latency",
-             "stylize_compile")} <= modules
+             "stylize_compile", "accelerator_check")} <= modules
     assert {"experiments.from_scratch.analyze", "experiments.from_scratch.loss_balance"} <= modules
 
 
