@@ -42,11 +42,7 @@ empty parent packages.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-import sys
 import types
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -66,15 +62,16 @@ from arbitrary_style.weights.core import (
     load_into,
     module_variables,
 )
+from experiments.benchmarks import magenta_step
 
 from conftest import load_config
 
 BATCH = 2
 SEED = 0
 # Magenta arbitrary_image_stylization_train.py flag defaults, in its layer names.
-ARBITRARY_CONTENT_WEIGHTS = {"vgg_16/conv3": 1.0}
-ARBITRARY_STYLE_WEIGHTS = {f"vgg_16/conv{i}": 0.5e-3 for i in (1, 2, 3, 4)}
-ARBITRARY_TV_WEIGHT = 1e4
+ARBITRARY_CONTENT_WEIGHTS = magenta_step.CONTENT_WEIGHTS
+ARBITRARY_STYLE_WEIGHTS = magenta_step.STYLE_WEIGHTS
+ARBITRARY_TV_WEIGHT = magenta_step.TOTAL_VARIATION_WEIGHT
 LEARNING_RATE = 1e-3
 NUM_STYLES = 3
 ALL_GRADIENTS = "(all gradients)"
@@ -91,36 +88,18 @@ STYLE_SIZE = 128
 
 
 def import_magenta(module: str) -> types.ModuleType:
-    """``magenta.<module>`` imported below empty ``magenta`` / ``magenta.models`` packages.
-
-    ``magenta/__init__.py`` imports the whole library (music models, note_seq,
-    ...), none of which the image models need or we install.
-    """
-    if "magenta" not in sys.modules:
-        spec = importlib.util.find_spec("magenta")  # finds, does not import
-        if spec is None or not spec.submodule_search_locations:
-            pytest.skip("magenta is not installed (make install adds it without its dependencies)")
-        root = Path(spec.submodule_search_locations[0])
-        for name, path in (("magenta", root), ("magenta.models", root / "models")):
-            package = types.ModuleType(name)
-            package.__path__ = [str(path)]
-            sys.modules[name] = package
-    return importlib.import_module(f"magenta.{module}")
+    """``magenta.<module>``, without the package's ``__init__`` (magenta_step.import_magenta)."""
+    try:
+        return magenta_step.import_magenta(module)
+    except RuntimeError:
+        pytest.skip("magenta is not installed (make install adds it without its dependencies)")
 
 
 @pytest.fixture(scope="module")
 def tf():
     # Deferred: TensorFlow (about 10 s to import) loads only when a test that
     # runs Magenta's graphs does; its GPUs are hidden at once.
-    import tensorflow as tf  # noqa: PLC0415
-
-    tf.config.set_visible_devices([], "GPU")
-    # slim.batch_norm builds tf.compat.v1.layers.BatchNormalization, which TF
-    # 2.21 loads lazily from tf_keras.legacy_tf_layers; tf_keras 2.21 ships
-    # that module as tf_keras.src.legacy_tf_layers only.
-    for name in ("legacy_tf_layers", "legacy_tf_layers.normalization"):
-        sys.modules.setdefault(f"tf_keras.{name}", importlib.import_module(f"tf_keras.src.{name}"))
-    return tf
+    return magenta_step.import_tensorflow()
 
 
 def session(tf, graph):
@@ -252,9 +231,7 @@ def arbitrary_reference(tf, tmp_path_factory):
     """Magenta's arbitrary training graph: initial checkpoints, and what one step computes and changes."""
     import tf_slim as slim  # noqa: PLC0415  (imports TensorFlow: see the tf fixture)
 
-    build_model = import_magenta(
-        "models.arbitrary_image_stylization.arbitrary_image_stylization_build_model"
-    )
+    import_magenta("models.arbitrary_image_stylization")  # skips the module without magenta
     rng = np.random.default_rng(SEED)
     batch = {"content": images(rng, CONTENT_SIZE), "style": style_images(rng, STYLE_SIZE)}
     directory = tmp_path_factory.mktemp("magenta_arbitrary")
@@ -266,24 +243,11 @@ def arbitrary_reference(tf, tmp_path_factory):
         # check to run time, and nothing fetched here runs fc6.
         content = tf.compat.v1.placeholder(tf.float32, [None, None, None, 3])
         style = tf.compat.v1.placeholder(tf.float32, [None, None, None, 3])
-        # As arbitrary_image_stylization_train.py builds it.
-        _, total_loss, loss_dict, _ = build_model.build_model(
-            content,
-            style,
-            trainable=True,
-            is_training=True,
-            inception_end_point="Mixed_6e",
-            style_prediction_bottleneck=100,
-            adds_losses=True,
-            content_weights=ARBITRARY_CONTENT_WEIGHTS,
-            style_weights=ARBITRARY_STYLE_WEIGHTS,
-            total_variation_weight=ARBITRARY_TV_WEIGHT,
-        )
-        optimizer = tf.compat.v1.train.AdamOptimizer(LEARNING_RATE)
-        # create_train_op runs the UPDATE_OPS (moving averages) with the step.
-        train_op = slim.learning.create_train_op(
-            total_loss, optimizer, clip_gradient_norm=0, summarize_gradients=False
-        )
+        # As arbitrary_image_stylization_train.py builds it (its default loss
+        # weights, ARBITRARY_* above).
+        reference = magenta_step.build_train_graph(tf, content, style)
+        total_loss, loss_dict = reference["total_loss"], reference["loss_dict"]
+        optimizer, train_op = reference["optimizer"], reference["train_op"]
         trained = {v.op.name: v for v in tf.compat.v1.trainable_variables()}
         moving = {v.op.name: v for v in tf.compat.v1.global_variables() if "BatchNorm/moving_" in v.op.name}
         model_variables = trained | moving

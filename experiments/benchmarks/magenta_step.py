@@ -58,36 +58,45 @@ def import_tensorflow():
     return tf
 
 
+def build_train_graph(tf, content, style) -> dict:
+    """Magenta's arbitrary training step on the placeholders ``content`` and
+    ``style``, in the current graph, as arbitrary_image_stylization_train.py
+    builds it: {"total_loss", "loss_dict", "optimizer", "train_op"}."""
+    import tf_slim as slim  # noqa: PLC0415  (imports TensorFlow: see import_tensorflow)
+
+    build_model = import_magenta("models.arbitrary_image_stylization.arbitrary_image_stylization_build_model")
+    _, total_loss, loss_dict, _ = build_model.build_model(
+        content,
+        style,
+        trainable=True,
+        is_training=True,
+        inception_end_point="Mixed_6e",
+        style_prediction_bottleneck=100,
+        adds_losses=True,
+        content_weights=CONTENT_WEIGHTS,
+        style_weights=STYLE_WEIGHTS,
+        total_variation_weight=TOTAL_VARIATION_WEIGHT,
+    )
+    optimizer = tf.compat.v1.train.AdamOptimizer(LEARNING_RATE)
+    # create_train_op runs the UPDATE_OPS (batch-norm moving averages) with the step.
+    train_op = slim.learning.create_train_op(
+        total_loss, optimizer, clip_gradient_norm=0, summarize_gradients=False
+    )
+    return {"total_loss": total_loss, "loss_dict": loss_dict, "optimizer": optimizer, "train_op": train_op}
+
+
 def time_steps(content: np.ndarray, style: np.ndarray, steps: int) -> dict:
     """Builds Magenta's step for these batch shapes, runs one untimed step, times ``steps`` more.
 
     Returns {"build_seconds", "first_step_seconds", "step_seconds": [...]}.
     """
     tf = import_tensorflow()
-    import tf_slim as slim  # noqa: PLC0415  (imports TensorFlow)
-
-    build_model = import_magenta("models.arbitrary_image_stylization.arbitrary_image_stylization_build_model")
     start = time.perf_counter()
     graph = tf.Graph()
     with graph.as_default():
         content_in = tf.compat.v1.placeholder(tf.float32, content.shape)
         style_in = tf.compat.v1.placeholder(tf.float32, style.shape)
-        _, total_loss, _, _ = build_model.build_model(
-            content_in,
-            style_in,
-            trainable=True,
-            is_training=True,
-            inception_end_point="Mixed_6e",
-            style_prediction_bottleneck=100,
-            adds_losses=True,
-            content_weights=CONTENT_WEIGHTS,
-            style_weights=STYLE_WEIGHTS,
-            total_variation_weight=TOTAL_VARIATION_WEIGHT,
-        )
-        optimizer = tf.compat.v1.train.AdamOptimizer(LEARNING_RATE)
-        train_op = slim.learning.create_train_op(
-            total_loss, optimizer, clip_gradient_norm=0, summarize_gradients=False
-        )
+        train_op = build_train_graph(tf, content_in, style_in)["train_op"]
         # VGG's fully connected layers (120M numbers) are built but never read.
         needed = [v for v in tf.compat.v1.global_variables() if not v.op.name.startswith("vgg_16/fc")]
         feed = {content_in: content, style_in: style}
