@@ -93,3 +93,20 @@ def test_training_with_the_term(name, tmp_path, fake_data):
     record = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])
     others = record["weighted/content"] + record["weighted/style"] + record["weighted/total_variation"]
     assert record["total"] == pytest.approx(others + record["weighted/consistency"], rel=1e-5)
+
+
+def test_experiment_table_has_every_row():
+    # experiments/consistency/compare.py: the table of its README (the runs take minutes).
+    from experiments.consistency import compare  # noqa: PLC0415  (imports the training stack)
+
+    figures = dict.fromkeys(
+        ("warping_error", "static_change", "static_change_never_covered", "content_loss", "style_loss",
+         "content_score"),
+        1.0,
+    )
+    means = {"published lite model": figures, "fine-tuned, weight 0": {**figures, "warping_error": 0.5}}
+    record = {"step": 3, "total": 2.0, "weighted/content": 1.0, "weighted/style": 1.0, "consistency": 0.1}
+    table = compare.format_table(means, {"fine-tuned, weight 0": record})
+    assert "| fine-tuned, weight 0 | 0.5 (0.50x) |" in table
+    assert table.splitlines()[-1].endswith("| 0.1 |")
+    assert compare.train_config(7, 2.0).loss.consistency.weight == 2.0
