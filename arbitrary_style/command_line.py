@@ -39,6 +39,7 @@ import traceback
 from collections.abc import Callable, Sequence
 
 from absl import app, flags, logging
+from tqdm import tqdm
 
 # 2, as argparse uses for a bad command line; each tool keeps 1 for a failure
 # of the work itself (inputs that failed, a download), so a script can tell
@@ -174,12 +175,23 @@ def define_verbose(flag_values: flags.FlagValues) -> None:
 PROGRESS_LOGGER = "arbitrary_style.progress"
 
 
+class _AboveProgressBars(std_logging.Handler):
+    """Writes records on stderr above any tqdm progress bar (``tqdm.write``
+    clears the bar, prints the line and redraws it), not into its line."""
+
+    def emit(self, record: std_logging.LogRecord) -> None:
+        try:
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:  # noqa: BLE001  (logging's contract: report, never raise)
+            self.handleError(record)
+
+
 def show_progress() -> None:
     """Prints the records of ``PROGRESS_LOGGER`` on stderr as plain lines (once per process)."""
     logger = std_logging.getLogger(PROGRESS_LOGGER)
     if any(getattr(handler, "_arbitrary_style_progress", False) for handler in logger.handlers):
         return
-    handler = std_logging.StreamHandler(sys.stderr)
+    handler = _AboveProgressBars()
     handler.setFormatter(std_logging.Formatter("%(message)s"))
     handler._arbitrary_style_progress = True
     logger.addHandler(handler)
