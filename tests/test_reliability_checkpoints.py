@@ -222,6 +222,9 @@ def test_orbax_info_records_are_off_by_default(tmp_path, caplog):
         return [r for r in caplog.records if "/orbax/" in r.pathname.replace(os.sep, "/")]
 
     caplog.set_level(logging.INFO)
+    # Orbax logs through absl's logger, whose own level a tool run earlier in
+    # this process may have raised (command_line.configure_logging).
+    caplog.set_level(logging.INFO, logger="absl")
     assert orbax_records(tmp_path / "quiet") == []
     checkpoints.set_orbax_log_level(logging.INFO)
     try:
