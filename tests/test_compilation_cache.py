@@ -112,19 +112,19 @@ def test_command_line_tools_enable_it_first(tmp_path, command):
 
 
 # A stylize run in a fresh interpreter that reports how many programs XLA
-# compiled (a program loaded from the persistent cache is not compiled).
+# compiled (JAX's monitoring events: a program found in the persistent cache
+# is loaded, not compiled).
 COUNT_COMPILES = """
-import sys
+import collections, sys
 from jax import monitoring
 from arbitrary_style import compilation_cache, stylize
-compiled = []
-monitoring.register_event_duration_secs_listener(
-    lambda event, seconds, **_: compiled.append(event)
-    if event == "/jax/core/compile/backend_compile_duration" else None
-)
+events = collections.Counter()
+monitoring.register_event_listener(lambda event, **_: events.update([event]))
 compilation_cache.enable(sys.argv[1])
 status = stylize.run(["stylize", *sys.argv[2:]])
-print("status", status, "compiled", len(compiled))
+# Every program asks the persistent cache first; a hit is loaded, the rest compiled.
+requests = events["/jax/compilation_cache/compile_requests_use_cache"]
+print("status", status, "compiled", requests - events["/jax/compilation_cache/cache_hits"])
 """
 
 
