@@ -166,10 +166,12 @@ def format_table(means: dict[str, dict[str, float]]) -> str:
 
 
 def frames_figure(clip: Sequence[np.ndarray], shown: dict[str, np.ndarray]) -> np.ndarray:
-    """Rows: input, per-frame, defaults; columns: frame 11, frame 12, |12 - 11| x4."""
+    """Rows: input, per-frame, defaults; columns: frame 11, frame 12, |12 - 11| x4
+    (the last two frames of a shorter clip)."""
+    first = min(11, len(clip) - 2)
     rows = []
     for frames in (np.stack([temporal.as_float(f) for f in clip]), shown["per-frame"], shown[SETTINGS[3][0]]):
-        a, b = frames[11], frames[12]
+        a, b = frames[first], frames[first + 1]
         rows.append(np.concatenate([a, b, np.clip(4 * np.abs(b - a), 0, 1)], axis=1))
     return video.to_uint8(np.concatenate(rows, axis=0))
 
