@@ -39,20 +39,18 @@ import json
 import pathlib
 from collections.abc import Sequence
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 from absl import flags
-from flax import nnx
 from PIL import Image
 
 from arbitrary_style import images, losses
 from arbitrary_style.data import demo
-from arbitrary_style.evaluation import scorer, temporal
+from arbitrary_style.evaluation import temporal
 from arbitrary_style.inference import video
 from arbitrary_style.inference.stylizer import Stylizer
 from arbitrary_style.training import networks, trainer
 from experiments import script
+from experiments.flicker import compare as flicker_compare
 from experiments.flicker.compare import make_clip
 
 
@@ -98,25 +96,9 @@ def train_config(steps: int, weight: float):
 def loss_function():
     """(frames, style, outputs) -> (content loss, style loss) through the training loss network."""
     config = demo_config()
-    loss_weights = losses.LossWeights.from_config(config.loss)
-    network = networks.build_loss_network(config)
-    graphdef, state = nnx.split(network)
-
-    @jax.jit
-    def terms(state, contents, style, stylized):
-        breakdown = losses.style_transfer_losses(
-            nnx.merge(graphdef, state),
-            content_images=contents, style_images=style, stylized_images=stylized, weights=loss_weights,
-        )
-        return breakdown["weighted/content"], breakdown["weighted/style"]
-
-    def evaluate(contents, style, stylized):
-        content, style_loss = terms(
-            state, jnp.asarray(contents), jnp.asarray(style)[None], jnp.asarray(stylized)
-        )
-        return float(content), float(style_loss)
-
-    return evaluate
+    return flicker_compare.loss_function(
+        networks.build_loss_network(config), losses.LossWeights.from_config(config.loss)
+    )
 
 
 def last_training_record(workdir: pathlib.Path) -> dict:
@@ -141,7 +123,6 @@ def compare(args: flags.FlagValues, _: Sequence[str]) -> dict:
     ]
 
     clip, never_covered = make_clip(args.frames)
-    inputs = np.stack([temporal.as_float(f) for f in clip])
     styles = demo.style_images("heldout")[: args.styles]
     evaluate = loss_function()
     rows: dict[str, list[dict]] = {name: [] for name, *_ in settings}
@@ -153,13 +134,9 @@ def compare(args: flags.FlagValues, _: Sequence[str]) -> dict:
                 stylizer, stylizer.style_code(style), smoothing=smoothing, denoise=denoise, blend=blend
             )
             outputs = np.stack([stylize(frame) for frame in clip])
-            figures = temporal.flicker(clip, outputs)
-            figures["static_change_never_covered"] = temporal.flicker(clip, outputs, never_covered)[
-                "static_change"
-            ]
-            figures["content_loss"], figures["style_loss"] = evaluate(inputs, style_image, outputs)
-            figures["content_score"] = float(scorer.content_scores(inputs, outputs).mean())
-            rows[name].append(figures)
+            rows[name].append(
+                flicker_compare.frame_figures(clip, outputs, never_covered, style_image, evaluate)
+            )
             if k == 0:
                 shown[name] = outputs
     means = {
@@ -171,7 +148,10 @@ def compare(args: flags.FlagValues, _: Sequence[str]) -> dict:
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "table.md").write_text(table + "\n")
-    Image.fromarray(frames_figure(clip, shown)).save(out / "frames.png")
+    # Rows: input, then each model's frames (without the inference filters).
+    stacks = [np.stack([temporal.as_float(frame) for frame in clip])]
+    stacks += [frames for name, frames in shown.items() if not name.endswith("filters")]
+    Image.fromarray(flicker_compare.frames_figure(stacks)).save(out / "frames.png")
     return {"clip": means, "training": training}
 
 
@@ -204,17 +184,6 @@ def format_table(means: dict[str, dict[str, float]], training: dict[str, dict]) 
             f"{record['weighted/style']:.4g} | {'-' if consistency is None else f'{consistency:.4g}'} |"
         )
     return "\n".join(lines)
-
-
-def frames_figure(clip: Sequence[np.ndarray], shown: dict[str, np.ndarray]) -> np.ndarray:
-    """Rows: input, then each model frame by frame; columns: frame 11, frame 12, |12 - 11| x4."""
-    rows = []
-    stacks = [np.stack([temporal.as_float(f) for f in clip])]
-    stacks += [frames for name, frames in shown.items() if not name.endswith("filters")]
-    for frames in stacks:
-        a, b = frames[11], frames[12]
-        rows.append(np.concatenate([a, b, np.clip(4 * np.abs(b - a), 0, 1)], axis=1))
-    return video.to_uint8(np.concatenate(rows, axis=0))
 
 
 if __name__ == "__main__":

@@ -82,11 +82,16 @@ def make_clip(frames: int) -> tuple[list[np.ndarray], np.ndarray]:
     return temporal.moving_square_clip(background, patch, frames)
 
 
-def loss_function():
-    """(frames, style, outputs) -> (content loss, style loss), the paper's weights, random VGG-16."""
-    loss_config = base.base_config().loss
-    weights = losses.LossWeights.from_config(loss_config)
-    network = models.build_loss_network(loss_config, rngs=nnx.Rngs(0))
+def loss_function(network=None, weights: losses.LossWeights | None = None):
+    """(frames, style, outputs) -> (content loss, style loss) of the frames.
+
+    Through ``network`` with ``weights``; by default the paper's weights and a
+    random VGG-16 (no download; only ratios between settings mean anything).
+    """
+    if network is None or weights is None:
+        loss_config = base.base_config().loss
+        weights = losses.LossWeights.from_config(loss_config)
+        network = models.build_loss_network(loss_config, rngs=nnx.Rngs(0))
     graphdef, state = nnx.split(network)
 
     @jax.jit
@@ -106,9 +111,18 @@ def loss_function():
     return evaluate
 
 
+def frame_figures(clip, outputs: np.ndarray, never_covered: np.ndarray, style_image, evaluate) -> dict:
+    """The flicker figures and the frames' losses and content score of one stylized clip."""
+    figures = temporal.flicker(clip, outputs)
+    figures["static_change_never_covered"] = temporal.flicker(clip, outputs, never_covered)["static_change"]
+    inputs = np.stack([temporal.as_float(frame) for frame in clip])
+    figures["content_loss"], figures["style_loss"] = evaluate(inputs, style_image, outputs)
+    figures["content_score"] = float(scorer.content_scores(inputs, outputs).mean())
+    return figures
+
+
 def compare(args: flags.FlagValues, _: Sequence[str]) -> dict:
     clip, never_covered = make_clip(args.frames)
-    inputs = np.stack([temporal.as_float(f) for f in clip])
     stylizer = Stylizer.from_pretrained("magenta-lite")
     styles = demo.style_images("heldout")[: args.styles]
     evaluate = loss_function()
@@ -119,13 +133,8 @@ def compare(args: flags.FlagValues, _: Sequence[str]) -> dict:
         for name, smoothing, denoise, blend in SETTINGS:
             stylize = video.FrameStylizer(stylizer, code, smoothing=smoothing, denoise=denoise, blend=blend)
             outputs = np.stack([stylize(frame) for frame in clip])
-            figures = temporal.flicker(clip, outputs)
-            masked = temporal.flicker(clip, outputs, never_covered)
-            figures["static_change_never_covered"] = masked["static_change"]
             style_image = images.load_image(style)
-            figures["content_loss"], figures["style_loss"] = evaluate(inputs, style_image, outputs)
-            figures["content_score"] = float(scorer.content_scores(inputs, outputs).mean())
-            rows[name].append(figures)
+            rows[name].append(frame_figures(clip, outputs, never_covered, style_image, evaluate))
             if k == 0:
                 shown[name] = outputs
     means = {
@@ -136,7 +145,10 @@ def compare(args: flags.FlagValues, _: Sequence[str]) -> dict:
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "table.md").write_text(table + "\n")
-    Image.fromarray(frames_figure(clip, shown)).save(out / "frames.png")
+    inputs = np.stack([temporal.as_float(frame) for frame in clip])
+    # Rows: input, per-frame, the defaults.
+    figure = frames_figure([inputs, shown["per-frame"], shown[SETTINGS[3][0]]])
+    Image.fromarray(figure).save(out / "frames.png")
     return means
 
 
@@ -165,12 +177,12 @@ def format_table(means: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
-def frames_figure(clip: Sequence[np.ndarray], shown: dict[str, np.ndarray]) -> np.ndarray:
-    """Rows: input, per-frame, defaults; columns: frame 11, frame 12, |12 - 11| x4
-    (the last two frames of a shorter clip)."""
-    first = min(11, len(clip) - 2)
+def frames_figure(stacks: Sequence[np.ndarray]) -> np.ndarray:
+    """One row per stack of frames: frame 11, frame 12 and |12 - 11| x4 (the
+    last two frames of a clip shorter than 13)."""
+    first = min(11, len(stacks[0]) - 2)
     rows = []
-    for frames in (np.stack([temporal.as_float(f) for f in clip]), shown["per-frame"], shown[SETTINGS[3][0]]):
+    for frames in stacks:
         a, b = frames[first], frames[first + 1]
         rows.append(np.concatenate([a, b, np.clip(4 * np.abs(b - a), 0, 1)], axis=1))
     return video.to_uint8(np.concatenate(rows, axis=0))
