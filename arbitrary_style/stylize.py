@@ -638,16 +638,10 @@ def stylize_inputs(
             image,
             code,
             strength=strength,
-            resize=options.size,
-            # P(content) for strength != 1 is preprocessed as the styles are.
-            style_size=options.style_size or None,
-            tile=options.tile,
-            overlap=options.overlap,
-            max_pixels=options.max_pixels,
-            preserve_color=options.preserve_color,
             mask=options.mask or None,
             strength_map=options.strength_map,
             feather=options.feather,
+            **network_options(options),
         )
 
     by_content: dict[pathlib.Path, list[files.Output]] = collections.defaultdict(list)
@@ -756,6 +750,19 @@ class BackgroundWriter:
         self._pool.shutdown()
 
 
+def network_options(options: flags.FlagValues) -> dict:
+    """The options photos and video frames share, as ``Stylizer.stylize`` keywords."""
+    return dict(
+        resize=options.size,
+        # P(content) for strength != 1 is preprocessed as the styles are.
+        style_size=options.style_size or None,
+        tile=options.tile,
+        overlap=options.overlap,
+        max_pixels=options.max_pixels,
+        preserve_color=options.preserve_color,
+    )
+
+
 def stylize_video_outputs(options, stylizer, outputs, styles: Styles, codes, failures) -> None:
     """Writes each output of one video content (inference/video.py), a JSON record each."""
     from arbitrary_style.inference import video  # noqa: PLC0415  (see split_videos)
@@ -768,15 +775,10 @@ def stylize_video_outputs(options, stylizer, outputs, styles: Styles, codes, fai
                 output.path,
                 codes[output.style],
                 strength=output.strength,
-                style_size=options.style_size or None,
                 smoothing=options.smooth,
                 denoise=options.denoise,
                 blend=options.blend,
-                resize=options.size,
-                preserve_color=options.preserve_color,
-                tile=options.tile,
-                overlap=options.overlap,
-                max_pixels=options.max_pixels,
+                **network_options(options),
             )
         except (ValueError, video.VideoError) as error:  # e.g. a frame too small for strength != 1
             failures.append((str(output.content), str(error)))
