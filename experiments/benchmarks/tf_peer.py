@@ -16,10 +16,14 @@ nothing but plain TF ops: reflect ``tf.pad``, ``conv2d`` VALID without bias,
 slim batch norm (contract layers of the arbitrary model) or a conditional
 instance norm (``tf.nn.moments`` + ``tf.nn.batch_normalization`` with the
 style's beta/gamma), ``resize_nearest_neighbor`` x2, ReLU, the residual add
-and a final sigmoid. This module builds exactly that graph, written here,
-from the weights of our NNX ``StyleTransferNetwork`` and one style's
-beta/gamma, so that timing it against our jitted JAX network compares the two
-runtimes on the same network, the same weights and the same machine.
+and a final sigmoid. The exporter writes exactly that graph
+(``arbitrary_style.exporting.tf_ops.transfer_network``, which the Core ML
+export converts) from the weights of our NNX ``StyleTransferNetwork``; this
+module bakes one style's beta/gamma into it, so that timing it against our
+jitted JAX network compares the two runtimes on the same network, the same
+weights and the same machine. (TensorFlow's oneDNN default depends on the
+CPU: by 2026-12-01 this VM's host had AVX-512, and TensorFlow turned oneDNN
+on there by itself.)
 
 It is a ``tf.function`` with ``jit_compile=False``: TensorFlow's own kernels
 run (graph optimisations by Grappler, no XLA), as they would for Magenta's
@@ -54,8 +58,6 @@ import numpy as np
 from absl import flags
 
 from arbitrary_style.data._tf import tf as project_tf
-from arbitrary_style.models.layers import get_module
-from arbitrary_style.models.transformer import CONDITIONAL_NORM_EPSILON
 from experiments import script
 from experiments.benchmarks import common
 
@@ -110,87 +112,23 @@ def build_tf_transformer(
       once per input shape, so every size gets a static-shape graph, as ours
       is compiled per size.
     """
-    tf_ = tf()
-    # Everything the graph needs, as constants, built once here (not at trace).
-    plan = []
-    for layer in network.layers:
-        conv = get_module(network, layer.name)
-        if conv.padding != "REFLECT" or conv.biases is not None:
-            raise ValueError(f"{layer.name}: expected a reflect-padded convolution without bias")
-        kh, kw = conv.kernel_size
-        step = {
-            "layer": layer,
-            "pads": [[0, 0], [kh // 2, kh // 2], [kw // 2, kw // 2], [0, 0]],
-            # Ours is HWIO, which is tf.nn.conv2d's filter layout already.
-            "weights": tf_.constant(_array(conv.weights)),
-            "stride": conv.stride,
-        }
-        channels = layer.features
-        bn = conv.BatchNorm
-        if bn is not None:
-            # Slim batch_norm at inference: the moving averages; slim's
-            # scale=False is a gamma of ones.
-            scale = getattr(bn, "scale", None)
-            bias = getattr(bn, "bias", None)
-            step["bn"] = (
-                tf_.constant(_array(scale) if scale is not None else np.ones(channels, np.float32)),
-                tf_.constant(_array(bias) if bias is not None else np.zeros(channels, np.float32)),
-                tf_.constant(_array(bn.mean)),
-                tf_.constant(_array(bn.var)),
-                float(bn.epsilon),
-            )
-        else:
-            beta, gamma = (np.asarray(a, np.float32).reshape(-1, channels) for a in norm_params[layer.name])
-            if beta.shape[0] != 1 or gamma.shape[0] != 1:
-                raise ValueError("the TF peer bakes one style in: norm_params must have batch 1")
-            # [1, 1, 1, C]: broadcasts over the NHWC activations.
-            step["instance_norm"] = (
-                tf_.constant(beta.reshape(1, 1, 1, channels)),
-                tf_.constant(gamma.reshape(1, 1, 1, channels)),
-            )
-        plan.append(step)
+    tf_ = tf()  # first: the oneDNN setting must precede TensorFlow's import
+    # Deferred: the exporter imports TensorFlow (jax2tf), after tf() above.
+    from arbitrary_style.exporting import tf_ops  # noqa: PLC0415
 
-    def forward(images):
-        x = images
-        residual_input = None
-        for step in plan:
-            layer = step["layer"]
-            if layer.upsample:
-                # Magenta model_util.upsampling: resize_nearest_neighbor to
-                # twice the size (v1 op: asymmetric, floor; = our jnp.repeat).
-                # The raw op, as the v1 wrapper is deprecated.
-                shape = tf_.shape(x)
-                x = tf_.raw_ops.ResizeNearestNeighbor(
-                    images=x, size=[2 * shape[1], 2 * shape[2]], align_corners=False, half_pixel_centers=False
-                )
-            # Magenta model_util.conv2d: reflect pad by k // 2, VALID conv.
-            padded = tf_.pad(x, step["pads"], mode="REFLECT")
-            y = tf_.nn.conv2d(padded, step["weights"], strides=step["stride"], padding="VALID")
-            if "bn" in step:
-                scale, offset, mean, var, epsilon = step["bn"]
-                # The fused kernel is what slim.batch_norm runs for NHWC inputs.
-                y, _, _ = tf_.compat.v1.nn.fused_batch_norm(
-                    y, scale, offset, mean=mean, variance=var, epsilon=epsilon, is_training=False
-                )
-            else:
-                # Magenta ops.conditional_instance_norm: moments over H, W.
-                beta, gamma = step["instance_norm"]
-                mean, var = tf_.nn.moments(y, axes=[1, 2], keepdims=True)
-                y = tf_.nn.batch_normalization(y, mean, var, beta, gamma, CONDITIONAL_NORM_EPSILON)
-            # The layer table says what follows each norm (TransformerLayer.after).
-            if layer.after == "add_input":
-                x = residual_input + y
-            elif layer.after == "sigmoid":
-                x = tf_.sigmoid(y)
-            else:
-                if layer.after == "relu_keep_input":
-                    residual_input = x
-                x = tf_.nn.relu(y)
-        return x
+    # The network in Magenta's TF ops is the exporter's (exporting/tf_ops.py);
+    # the peer bakes one style's beta and gamma in as constants.
+    transfer = tf_ops.transfer_network(network)
+    constants = {}
+    for name, channels in network.conditional_layers:
+        beta, gamma = (np.asarray(a, np.float32).reshape(-1, channels) for a in norm_params[name])
+        if beta.shape[0] != 1 or gamma.shape[0] != 1:
+            raise ValueError("the TF peer bakes one style in: norm_params must have batch 1")
+        constants[name] = (tf_.constant(beta), tf_.constant(gamma))
 
     # jit_compile=False: TF's own kernels (Grappler-optimised graph), not XLA;
-    # autograph off: the loop above is over Python data, unrolled at trace.
-    return tf_.function(forward, jit_compile=False, autograph=False)
+    # autograph off: the layer loop is over Python data, unrolled at trace.
+    return tf_.function(lambda images: transfer(images, constants), jit_compile=False, autograph=False)
 
 
 def ours_fn(network, kernels: str = "auto"):
