@@ -10,9 +10,9 @@ photo, so for a few photos compiling is most of the wait. Two choices cut it:
   padding at the image's own edge, instance-norm statistics over its own
   pixels), so the output equals the unpadded one to float rounding, and all
   images of a bucket share one program. Bucket sides come from a ladder
-  (``bucket_side``: multiples of 64 up to 1024 px, of 128 above); ``plan``
-  then merges buckets of a known set of images while that saves more
-  compilation than the extra pixels cost.
+  (``ladder_side``: multiples of 64 up to 1024 px, of 128 above, plus a
+  4 px margin); ``plan`` then merges buckets of a known set of images
+  while that saves more compilation than the extra pixels cost.
 * **Kernels.** Per bucket, the plain XLA convolutions (cheap to compile, slow
   to run on a CPU) or ``cpu_conv``'s kernels (the reverse), whichever costs
   less in total for the number of images that bucket will run.
