@@ -22,6 +22,7 @@ from PIL import Image
 from arbitrary_style import models, stylize
 from arbitrary_style.data.decode import decode_image
 from arbitrary_style.inference import files
+from arbitrary_style.inference import stylizer as stylizer_module
 from arbitrary_style.inference.stylizer import Stylizer
 
 from conftest import synthetic_photo
@@ -226,6 +227,18 @@ def test_unknown_pretrained_is_one_line_with_the_names(cli):
     assert "'foo'" in err and "magenta, magenta-lite" in err, err
 
 
+def test_a_program_that_compiles_slowly_is_announced_once(monkeypatch, caplog):
+    monkeypatch.setattr(stylizer_module, "PROGRESS_DELAY", 0.0)
+    stylizer = Stylizer.from_pretrained("magenta-lite")
+    with caplog.at_level("INFO", logger="arbitrary_style.progress"):
+        stylizer.style_embedding(photo(40, 44, 4), style_size=None)
+        stylizer.style_embedding(photo(40, 44, 5), style_size=None)  # the same program: silent
+    messages = [record.getMessage() for record in caplog.records if record.name == "arbitrary_style.progress"]
+    assert messages == [
+        "compiling the style predictor for 40x44 px (once; later runs load it from the compilation cache)"
+    ]
+
+
 @pytest.fixture(scope="module")
 def inception():
     """A Stylizer whose predictor is Inception-v3, with abstract weights: the size checks
@@ -252,6 +265,9 @@ def test_too_small_style_image_is_refused_before_the_predictor_runs(inception, s
 
 def test_too_small_style_on_the_command_line_is_one_line(cli, monkeypatch, inception, tmp_path):
     monkeypatch.setattr(stylize, "load_stylizer", lambda options, **_: inception)
+    # As on a slow machine, where the failing trace outlasts the delay: the
+    # error must still be the only line (no "compiling ..." before it).
+    monkeypatch.setattr(stylizer_module, "PROGRESS_DELAY", 0.0)
     content = tmp_path / "photo.png"
     Image.fromarray(photo(36, 40, 1)).save(content)
     tiny = tmp_path / "tiny.png"

@@ -70,6 +70,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterable
 from functools import partial
 from typing import Any
@@ -250,13 +251,22 @@ class Stylizer:
         self._min_style_side: int | None = None
         self.traces = {"style_code": 0, "norm_params": 0, "transfer": 0, "moments": 0}
         self._compiling: str | None = None  # what the current call is compiling
+        # time.monotonic() when the current call began; inf between calls, so
+        # a trace from .lower() outside a call announces nothing.
+        self._call_started = float("inf")
+        self._announce_lock = threading.Lock()
 
         def bind(name, fn, kernels, describe):
             def traced(state, *args):
                 self.traces[name] += 1  # runs only while jit traces: once per program
-                self._compiling = describe(*args)
                 with cpu_conv.kernels(kernels):  # traced: see models/cpu_conv.py
-                    return fn(graphdef, state, *args)
+                    outputs = fn(graphdef, state, *args)
+                # Named only once the trace succeeded: an input the network
+                # cannot take fails here, and its error is then the one line.
+                self._compiling = describe(*args)
+                if time.monotonic() - self._call_started >= PROGRESS_DELAY:
+                    self._announce_compiling()  # the timer fired during the trace
+                return outputs
 
             # graphdef is static: closed over, so jit retraces only on new shapes.
             jitted = jax.jit(traced)
@@ -265,6 +275,7 @@ class Stylizer:
                 # Says what is compiling if a new program keeps the caller
                 # waiting past PROGRESS_DELAY (a cached program loads sooner).
                 self._compiling = None
+                self._call_started = time.monotonic()
                 timer = threading.Timer(PROGRESS_DELAY, self._announce_compiling)
                 timer.daemon = True
                 timer.start()
@@ -272,6 +283,7 @@ class Stylizer:
                     return jitted(*args)
                 finally:
                     timer.cancel()
+                    self._call_started = float("inf")
 
             call.lower = jitted.lower
             return call
@@ -297,10 +309,12 @@ class Stylizer:
         }
 
     def _announce_compiling(self) -> None:
-        if self._compiling is not None:
-            progress_log.info(
-                "compiling %s (once; later runs load it from the compilation cache)", self._compiling
-            )
+        # Called by the timer thread or, when the trace outlasted the delay,
+        # by the trace itself; the lock makes it say so once.
+        with self._announce_lock:
+            what, self._compiling = self._compiling, None
+        if what is not None:
+            progress_log.info("compiling %s (once; later runs load it from the compilation cache)", what)
 
     def __repr__(self) -> str:
         if self.takes_style_images:
