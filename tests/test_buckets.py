@@ -18,7 +18,7 @@ from flax import nnx
 from arbitrary_style import weights
 from arbitrary_style.inference import buckets
 from arbitrary_style.inference.stylizer import Stylizer
-from arbitrary_style.models import cpu_conv, layers
+from arbitrary_style.models import NStyleModel, cpu_conv, layers
 from arbitrary_style.models.transformer import StyleTransferNetwork
 
 from conftest import synthetic_photo
@@ -95,6 +95,42 @@ def test_stylizer_folder_of_sizes_shares_programs_and_matches_exact_shapes():
         np.testing.assert_allclose(out, exact.stylize(content, style), atol=1e-5)
     assert lite.traces["transfer"] == before + 1
     assert len({lite._programs[size] for size in [(60, 80), (64, 72), (56, 84), (64, 80)]}) == 1
+
+
+def _lite_or_n_style(kind, **options):
+    if kind == "arbitrary":
+        return Stylizer(weights.load_pretrained("magenta-lite"), **options)
+    return Stylizer(NStyleModel(2, alpha=0.25, rngs=nnx.Rngs(0)), **options)
+
+
+@pytest.mark.parametrize("kind", ["arbitrary", "n-style"])
+@pytest.mark.parametrize("mode", ["xla", "auto"])
+def test_portrait_images_run_transposed_in_landscape_programs(kind, mode):
+    """A portrait image through the transposed kernels, transposed back,
+    equals the network on it as it is; it shares the landscape program."""
+    turning = _lite_or_n_style(kind, cpu_conv_kernels=mode)
+    upright = _lite_or_n_style(kind, cpu_conv_kernels=mode, buckets=False)
+    style = synthetic_photo(64, 64, 7) if kind == "arbitrary" else 1
+    portrait, landscape = synthetic_photo(84, 60, 1), synthetic_photo(60, 84, 2)
+    turning.plan([portrait.shape[:2], landscape.shape[:2]])
+    assert turning._programs[(84, 60)].transposed and turning._programs[(84, 60)].shape == (60, 84)
+    before = turning.traces["transfer"]
+    for content in (portrait, landscape):
+        # As for buckets: float rounding, against 1e-1 for one pixel out of place.
+        expected = upright.stylize(content, style)
+        np.testing.assert_allclose(turning.stylize(content, style), expected, atol=1e-4)
+    assert turning.traces["transfer"] == before + 1
+    assert not upright._programs[(84, 60)].transposed
+
+
+def test_plan_files_portrait_sizes_as_landscape():
+    sizes = [(640, 428), (480, 640), (376, 500), (800, 600), (600, 800)]
+    dear_compile = {"xla": buckets.ProgramCost(100.0, 0.0, 1.0, 0.0, 1.0)}
+    upright = buckets.plan(sizes, dear_compile)
+    turned = buckets.plan(sizes, dear_compile, transpose=True)
+    assert {p.shape for p in upright.values()} == {(836, 836)}
+    assert {p.shape for p in turned.values()} == {(644, 836)}  # 26 % fewer pixels to run
+    assert [size for size, p in turned.items() if p.transposed] == [(640, 428), (800, 600)]
 
 
 def test_plan_merges_only_when_it_saves_time():

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import pathlib
 
 import numpy as np
@@ -227,13 +228,20 @@ def test_unknown_pretrained_is_one_line_with_the_names(cli):
     assert "'foo'" in err and "magenta, magenta-lite" in err, err
 
 
-def test_a_program_that_compiles_slowly_is_announced_once(monkeypatch, caplog):
+def test_a_program_that_compiles_slowly_is_announced_once(monkeypatch):
     monkeypatch.setattr(stylizer_module, "PROGRESS_DELAY", 0.0)
     stylizer = Stylizer.from_pretrained("magenta-lite")
-    with caplog.at_level("INFO", logger="arbitrary_style.progress"):
+    messages = []
+    handler = logging.Handler()
+    handler.emit = lambda record: messages.append(record.getMessage())
+    progress = logging.getLogger("arbitrary_style.progress")
+    monkeypatch.setattr(progress, "level", logging.INFO)
+    progress.addHandler(handler)
+    try:
         stylizer.style_embedding(photo(40, 44, 4), style_size=None)
         stylizer.style_embedding(photo(40, 44, 5), style_size=None)  # the same program: silent
-    messages = [record.getMessage() for record in caplog.records if record.name == "arbitrary_style.progress"]
+    finally:
+        progress.removeHandler(handler)
     assert messages == [
         "compiling the style predictor for 40x44 px (once; later runs load it from the compilation cache)"
     ]

@@ -13,6 +13,13 @@ photo, so for a few photos compiling is most of the wait. Two choices cut it:
   (``ladder_side``: multiples of 64 up to 1024 px, of 128 above, plus a
   4 px margin); ``plan`` then merges buckets of a known set of images
   while that saves more compilation than the extra pixels cost.
+* **Orientation.** The transfer network treats height and width alike
+  (square kernels, reflect padding, instance norm, nearest-neighbour
+  upsampling), so a portrait image, transposed, runs through a landscape
+  program whose kernels are transposed too and gives the transposed output
+  (``Stylizer``; to float rounding). With ``transpose``, ``plan`` files
+  every size as landscape: a folder of portrait and landscape photos needs
+  buckets for one orientation only, and smaller ones.
 * **Kernels.** Per bucket, the plain XLA convolutions (cheap to compile, slow
   to run on a CPU) or ``cpu_conv``'s kernels (the reverse), whichever costs
   less in total for the number of images that bucket will run.
@@ -123,11 +130,13 @@ def ladder_side(side: int) -> int:
 class Program:
     """One compiled transfer program: its input shape, its kernels, and
     whether images smaller than the shape run in it (a bucket) or only
-    images of exactly that shape."""
+    images of exactly that shape. ``transposed``: the image this entry is for
+    runs transposed (its height along the program's width)."""
 
     shape: tuple[int, int]
     kernels: str
     bucketed: bool
+    transposed: bool = False
 
 
 def _cheapest(
@@ -145,6 +154,7 @@ def plan(
     costs: Mapping[str, ProgramCost],
     *,
     max_pixels: int | None = None,
+    transpose: bool = False,
 ) -> dict[tuple[int, int], Program]:
     """The program for each content size, for a known set of images.
 
@@ -153,6 +163,8 @@ def plan(
         repeated as often as it occurs.
       costs: {mode: ProgramCost} of the modes allowed (``costs_for``).
       max_pixels: no bucket is larger (the caller tiles larger images).
+      transpose: plan a size taller than wide as its transpose (the
+        program then says ``transposed``).
 
     Returns:
       {size: Program}. Each size starts with a program of its own; two
@@ -161,7 +173,12 @@ def plan(
       the estimated total of compile and run seconds, the largest saving
       first. Every program takes the kernels that cost least for its images.
     """
-    counts = Counter((int(h), int(w)) for h, w in sizes)
+    sizes = [(int(h), int(w)) for h, w in sizes]
+
+    def landscape(size):
+        return (size[1], size[0]) if transpose and size[0] > size[1] else size
+
+    counts = Counter(landscape(size) for size in sizes)
     groups = [(size,) for size in sorted(counts)]
 
     def shape(group):
@@ -196,4 +213,7 @@ def plan(
     for group in groups:
         program = Program(shape(group), cost(group)[1], len(group) > 1)
         programs.update({size: program for size in group})
-    return programs
+    return {
+        size: dataclasses.replace(programs[landscape(size)], transposed=landscape(size) != size)
+        for size in sizes
+    }

@@ -70,7 +70,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 from collections.abc import Iterable
 from functools import partial
 from typing import Any
@@ -174,6 +173,30 @@ def _moments(graphdef, state, content, norm_params, region):
     )
 
 
+def _transposable(state) -> bool:
+    """Whether every kernel of the transfer network in ``state`` is square
+    (then swapping its spatial axes transposes the network: buckets.py)."""
+    return all(
+        leaf.shape[0] == leaf.shape[1] for leaf in jax.tree.leaves(state["transformer"]) if leaf.ndim == 4
+    )
+
+
+def _transposed_kernels(state):
+    """``state`` with the transfer network's kernels' spatial axes swapped.
+
+    Running it on a transposed image gives the transposed output, so a
+    portrait image runs in a landscape program (inference/buckets.py,
+    "Orientation"); the weights are arguments of the program, so the same
+    compiled program serves both orientations.
+    """
+
+    def swap(path, leaf):
+        in_transformer = getattr(path[0], "key", None) == "transformer"
+        return leaf.swapaxes(0, 1) if in_transformer and leaf.ndim == 4 else leaf
+
+    return jax.tree_util.tree_map_with_path(swap, state)
+
+
 class Stylizer:
     """A trained style model, ready for inference.
 
@@ -246,44 +269,42 @@ class Stylizer:
         graphdef, state = nnx.split(model)
         self._graphdef = graphdef
         self._state = state
+        # For portrait images (buckets.py, "Orientation"); made on first use.
+        self._transposes = self.buckets and _transposable(state)
+        self._state_transposed = None
         # (height, width) -> whether the style predictor takes an image of that size.
         self._predictor_sizes: dict[tuple[int, int], bool] = {}
         self._min_style_side: int | None = None
         self.traces = {"style_code": 0, "norm_params": 0, "transfer": 0, "moments": 0}
-        self._compiling: str | None = None  # what the current call is compiling
-        # time.monotonic() when the current call began; inf between calls, so
-        # a trace from .lower() outside a call announces nothing.
-        self._call_started = float("inf")
-        self._announce_lock = threading.Lock()
+        # The announcement armed for the current call's compilation, if any.
+        self._announcement: threading.Timer | None = None
+        self._in_call = False
 
         def bind(name, fn, kernels, describe):
             def traced(state, *args):
                 self.traces[name] += 1  # runs only while jit traces: once per program
                 with cpu_conv.kernels(kernels):  # traced: see models/cpu_conv.py
                     outputs = fn(graphdef, state, *args)
-                # Named only once the trace succeeded: an input the network
-                # cannot take fails here, and its error is then the one line.
-                self._compiling = describe(*args)
-                if time.monotonic() - self._call_started >= PROGRESS_DELAY:
-                    self._announce_compiling()  # the timer fired during the trace
+                # Armed only once the trace succeeded (an input the network
+                # cannot take fails above, and its error is then the one line)
+                # and timed from here: loading the program from the persistent
+                # cache takes well under PROGRESS_DELAY, compiling it seconds.
+                if self._in_call:
+                    self._announce_after_delay(describe(*args))
                 return outputs
 
             # graphdef is static: closed over, so jit retraces only on new shapes.
             jitted = jax.jit(traced)
 
             def call(*args):
-                # Says what is compiling if a new program keeps the caller
-                # waiting past PROGRESS_DELAY (a cached program loads sooner).
-                self._compiling = None
-                self._call_started = time.monotonic()
-                timer = threading.Timer(PROGRESS_DELAY, self._announce_compiling)
-                timer.daemon = True
-                timer.start()
+                self._in_call = True
                 try:
                     return jitted(*args)
                 finally:
-                    timer.cancel()
-                    self._call_started = float("inf")
+                    self._in_call = False
+                    if self._announcement is not None:
+                        self._announcement.cancel()
+                        self._announcement = None
 
             call.lower = jitted.lower
             return call
@@ -308,13 +329,15 @@ class Stylizer:
             for mode in cpu_conv.MODES
         }
 
-    def _announce_compiling(self) -> None:
-        # Called by the timer thread or, when the trace outlasted the delay,
-        # by the trace itself; the lock makes it say so once.
-        with self._announce_lock:
-            what, self._compiling = self._compiling, None
-        if what is not None:
-            progress_log.info("compiling %s (once; later runs load it from the compilation cache)", what)
+    def _announce_after_delay(self, what: str) -> None:
+        """Says that ``what`` is compiling unless the call ends within PROGRESS_DELAY."""
+        self._announcement = threading.Timer(
+            PROGRESS_DELAY,
+            progress_log.info,
+            ("compiling %s (once; later runs load it from the compilation cache)", what),
+        )
+        self._announcement.daemon = True
+        self._announcement.start()
 
     def __repr__(self) -> str:
         if self.takes_style_images:
@@ -559,7 +582,10 @@ class Stylizer:
         padded = [size for size in padded if size[0] * size[1] <= max_pixels]
         self._programs.update(
             buckets_lib.plan(
-                padded, self._program_costs, max_pixels=max_pixels if self.buckets else 0
+                padded,
+                self._program_costs,
+                max_pixels=max_pixels if self.buckets else 0,
+                transpose=self._transposes,
             )
         )
 
@@ -569,24 +595,33 @@ class Stylizer:
         return self._programs[size]
 
     def _region_call(self, by_mode, images, *args):
-        """``by_mode[kernels](state, images in their bucket, *args, region)``, cropped back.
+        """``by_mode[kernels](state, images in their program's shape, *args, region)``.
 
-        ``images``: [B, H, W, 3] with H and W multiples of 4.
+        ``images``: [B, H, W, C] with H and W multiples of 4. Returns the
+        output, the images' (height, width) within it, and whether they ran
+        transposed (the output is then transposed too).
         """
         size = tuple(images.shape[1:3])
         program = self._program(size)
         function = by_mode[program.kernels]
+        state = self._state
+        if program.transposed:
+            if self._state_transposed is None:
+                self._state_transposed = _transposed_kernels(self._state)
+            state, images, size = self._state_transposed, images.swapaxes(1, 2), size[::-1]
         if not program.bucketed:
-            return function(self._state, jnp.asarray(images), *args, None), None
+            return function(state, jnp.asarray(images), *args, None), size, program.transposed
         padded = np.zeros((images.shape[0], *program.shape, images.shape[3]), np.float32)
         padded[:, : size[0], : size[1]] = images
         region = np.asarray(size, np.int32)
-        return function(self._state, jnp.asarray(padded), *args, region), size
+        return function(state, jnp.asarray(padded), *args, region), size, program.transposed
 
     def _run_transfer(self, images, norm_params, moments=None) -> jax.Array:
         """The transfer network on [B, H, W, 3] images (H, W multiples of 4)."""
-        out, size = self._region_call(self._transfer_by_mode, images, norm_params, moments)
-        return out if size is None else out[:, : size[0], : size[1]]
+        out, size, transposed = self._region_call(self._transfer_by_mode, images, norm_params, moments)
+        if tuple(out.shape[1:3]) != tuple(size):
+            out = out[:, : size[0], : size[1]]
+        return out.swapaxes(1, 2) if transposed else out
 
     def _run_moments(self, images, norm_params) -> dict:
         """The instance-norm statistics of [B, H, W, 3] images (H, W multiples of 4)."""
