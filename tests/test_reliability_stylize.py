@@ -228,20 +228,35 @@ def test_unknown_pretrained_is_one_line_with_the_names(cli):
     assert "'foo'" in err and "magenta, magenta-lite" in err, err
 
 
+class _ElapsedTimer:
+    """A threading.Timer whose delay has always passed: it fires on start()."""
+
+    def __init__(self, _delay, function, args=()):
+        self.function, self.args = function, args
+
+    def start(self):
+        self.function(*self.args)
+
+    def cancel(self):
+        pass
+
+
 def test_a_program_that_compiles_slowly_is_announced_once(monkeypatch):
-    monkeypatch.setattr(stylizer_module, "PROGRESS_DELAY", 0.0)
+    monkeypatch.setattr(stylizer_module.threading, "Timer", _ElapsedTimer)
     stylizer = Stylizer.from_pretrained("magenta-lite")
     messages = []
     handler = logging.Handler()
     handler.emit = lambda record: messages.append(record.getMessage())
     progress = logging.getLogger("arbitrary_style.progress")
-    monkeypatch.setattr(progress, "level", logging.INFO)
+    level = progress.level
+    progress.setLevel(logging.INFO)  # setLevel, not .level: it clears the logger's cache
     progress.addHandler(handler)
     try:
         stylizer.style_embedding(photo(40, 44, 4), style_size=None)
         stylizer.style_embedding(photo(40, 44, 5), style_size=None)  # the same program: silent
     finally:
         progress.removeHandler(handler)
+        progress.setLevel(level)
     assert messages == [
         "compiling the style predictor for 40x44 px (once; later runs load it from the compilation cache)"
     ]
@@ -275,7 +290,7 @@ def test_too_small_style_on_the_command_line_is_one_line(cli, monkeypatch, incep
     monkeypatch.setattr(stylize, "load_stylizer", lambda options, **_: inception)
     # As on a slow machine, where the failing trace outlasts the delay: the
     # error must still be the only line (no "compiling ..." before it).
-    monkeypatch.setattr(stylizer_module, "PROGRESS_DELAY", 0.0)
+    monkeypatch.setattr(stylizer_module.threading, "Timer", _ElapsedTimer)
     content = tmp_path / "photo.png"
     Image.fromarray(photo(36, 40, 1)).save(content)
     tiny = tmp_path / "tiny.png"

@@ -191,8 +191,10 @@ def _transposed_kernels(state):
     """
 
     def swap(path, leaf):
-        in_transformer = getattr(path[0], "key", None) == "transformer"
-        return leaf.swapaxes(0, 1) if in_transformer and leaf.ndim == 4 else leaf
+        if getattr(path[0], "key", None) != "transformer" or leaf.ndim != 4:
+            return leaf
+        # Swapped in NumPy: a swap on the device compiles a program per shape.
+        return jnp.asarray(np.asarray(leaf).swapaxes(0, 1))
 
     return jax.tree_util.tree_map_with_path(swap, state)
 
@@ -616,12 +618,13 @@ class Stylizer:
         region = np.asarray(size, np.int32)
         return function(state, jnp.asarray(padded), *args, region), size, program.transposed
 
-    def _run_transfer(self, images, norm_params, moments=None) -> jax.Array:
+    def _run_transfer(self, images, norm_params, moments=None) -> np.ndarray:
         """The transfer network on [B, H, W, 3] images (H, W multiples of 4)."""
         out, size, transposed = self._region_call(self._transfer_by_mode, images, norm_params, moments)
-        if tuple(out.shape[1:3]) != tuple(size):
-            out = out[:, : size[0], : size[1]]
-        return out.swapaxes(1, 2) if transposed else out
+        # Cropped and turned back in NumPy: on the device each would be one
+        # more small program to compile per image size.
+        out = np.asarray(out)[:, : size[0], : size[1]]
+        return np.ascontiguousarray(out.swapaxes(1, 2)) if transposed else out
 
     def _run_moments(self, images, norm_params) -> dict:
         """The instance-norm statistics of [B, H, W, 3] images (H, W multiples of 4)."""
@@ -654,7 +657,7 @@ class Stylizer:
         x = load_image(content)
         h, w = x.shape[:2]
         padded = tiling.pad_to_multiple(x)[None]
-        return np.asarray(self._run_transfer(padded, norm_params, moments))[0, :h, :w]
+        return self._run_transfer(padded, norm_params, moments)[0, :h, :w]
 
     # -- stylize -------------------------------------------------------------
 
@@ -749,7 +752,7 @@ class Stylizer:
                 norm_params = self._at_strength(norm_params, seen_as_style()[None], strength)
         padded = tiling.pad_to_multiple(x)
         if tile is None and h * w <= max_pixels:
-            out = np.asarray(self._run_transfer(padded[None], norm_params))[0]
+            out = self._run_transfer(padded[None], norm_params)[0]
         else:
             # Instance-norm statistics of the whole image (downscaled to the
             # budget if larger), shared by every tile.
@@ -823,7 +826,7 @@ class Stylizer:
             if check_style_size(style_size) is not None:
                 contents = np.stack([prepare_style(c, style_size) for c in contents])
             params = self._at_strength(params, contents, strength)
-        return np.asarray(self._run_transfer(padded, params))[:, :h, :w, :]
+        return self._run_transfer(padded, params)[:, :h, :w, :]
 
     def _at_strength(self, params, seen_contents: np.ndarray, strength: float):
         """Norm parameters of S = (1 - strength) * P(content) + strength * S_style.
